@@ -1,0 +1,57 @@
+"""Stage `base`: the base model. Pretrains the built-in tiny Llama, or records a hub id / local dir."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tasks.stage import OUT, log, stage_main
+from tokenclean.columns import IGNORE
+from tokenclean.config import FinetuneCfg, Params
+from tokenclean.io import atomic_path, write_json
+from tokenclean.modeling import tiny_llama, train_tokenizer
+from tokenclean.render import render_text
+from tokenclean.training import train
+
+
+def pretrain_tiny(params: Params, corpus: Path):
+    chats = [json.loads(line)["messages"] for line in corpus.read_text().splitlines()]
+    tok = train_tokenizer((" ".join(m["content"] for m in c) for c in chats), params.base.vocab_size)
+    docs = [np.asarray(tok(render_text(tok, c), add_special_tokens=False)["input_ids"], np.int32) for c in chats]
+    labels = [np.r_[IGNORE, d[1:]].astype(np.int32) for d in docs]  # whole documents are learned
+    torch.manual_seed(params.seed)
+    model = tiny_llama(tok, params.base)
+    n_tokens = sum(len(d) for d in docs)
+    cfg = FinetuneCfg(method="full", lr=params.base.lr, batch_tokens=params.base.batch_tokens,
+                      epochs=params.base.steps * params.base.batch_tokens / n_tokens, weight_decay=0.01)
+    log.info("pretraining %.2fM parameters on %d tokens for %.1f epochs",
+             sum(p.numel() for p in model.parameters()) / 1e6, n_tokens, cfg.epochs)
+    stats = train(model, docs, labels, cfg, tok.pad_token_id, params.seed, desc="pretrain")
+    return model, tok, stats
+
+
+def run(params: Params, out=OUT / "base", corpus=OUT / "generate" / "pretrain.jsonl") -> None:
+    """Write out/base: the pretrained tiny model, or source.json naming model.base."""
+    if params.model.base != "tiny":
+        with atomic_path(out) as tmp:
+            tmp.mkdir()
+            write_json({"name_or_path": params.model.base, "revision": params.model.revision}, tmp / "source.json")
+        log.info("base model: %s", params.model.base)
+        return
+    model, tok, stats = pretrain_tiny(params, Path(corpus))
+    with atomic_path(out) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        write_json({"kind": "full", "pretrain": stats, "config": params.base.model_dump()}, tmp / "meta.json")
+    log.info("pretraining loss %.3f -> %.3f", stats["first_loss"], stats["final_loss"])
+
+
+def main(argv=None) -> None:
+    stage_main("base", run, argv)
+
+
+if __name__ == "__main__":
+    main()

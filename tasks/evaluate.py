@@ -1,0 +1,46 @@
+"""Stage `evaluate`: held-out loss and, where samples carry an answer, greedy-generation accuracy."""
+
+from __future__ import annotations
+
+import json
+
+from tasks.dataset import load_rows
+from tasks.stage import OUT, log, stage_main
+from tokenclean import columns as C
+from tokenclean.checkpoint import load_checkpoint
+from tokenclean.config import Params
+from tokenclean.evaluation import accuracy, eval_loss, generate
+from tokenclean.io import read_table, write_json
+from tokenclean.modeling import load_tokenizer
+
+
+def evaluate(params: Params, model_dir, data, base) -> dict:
+    tok = load_tokenizer(base)
+    model = load_checkpoint(model_dir, base, params.model.dtype)
+    rows = load_rows(data)
+    metrics = {"eval_loss": eval_loss(model, rows[C.INPUT_IDS], rows[C.LABELS], tok.pad_token_id)}
+    extra = read_table(data, [C.ANSWER, C.PROMPT]).to_pylist()
+    with_answer = [r for r in extra if r[C.ANSWER]]
+    if with_answer:
+        cfg = params.evaluate
+        gens = generate(model, tok, [json.loads(r[C.PROMPT]) for r in with_answer], cfg.batch_size, cfg.max_new_tokens)
+        metrics["accuracy"] = accuracy(gens, [r[C.ANSWER] for r in with_answer], cfg.answer_marker)
+        metrics["examples"] = [{"generation": g, "answer": r[C.ANSWER]} for g, r in list(zip(gens, with_answer))[:5]]
+    return metrics
+
+
+def run(params: Params, out=OUT / "evaluate", model=OUT / "train" / "model", data=OUT / "prepare" / "eval.parquet",
+        base=OUT / "base") -> None:
+    """Write out/evaluate/metrics.json (eval_loss, accuracy) and examples.json."""
+    m = evaluate(params, model, data, base)
+    write_json(m.pop("examples", []), out / "examples.json")
+    write_json(m, out / "metrics.json")
+    log.info("%s", m)
+
+
+def main(argv=None) -> None:
+    stage_main("evaluate", run, argv)
+
+
+if __name__ == "__main__":
+    main()

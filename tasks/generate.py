@@ -1,0 +1,32 @@
+"""Stage `generate`: the offline default data (synthetic task splits and pretraining chats)."""
+
+from __future__ import annotations
+
+import json
+
+from tasks.stage import OUT, log, stage_main
+from tokenclean.config import Params
+from tokenclean.io import atomic_path
+from tokenclean.synthetic import pretrain_chats, sft_splits
+
+
+def _write_jsonl(rows, path) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def run(params: Params, out=OUT / "generate") -> None:
+    """Write warmup/pool/eval.jsonl (chat messages + ground-truth kinds) and pretrain.jsonl."""
+    for split, rows in sft_splits(params.synthetic).items():
+        _write_jsonl(rows, out / f"{split}.jsonl")
+        log.info("%s: %d samples", split, len(rows))
+    _write_jsonl(({"messages": m} for m in pretrain_chats(params.synthetic)), out / "pretrain.jsonl")
+
+
+def main(argv=None) -> None:
+    stage_main("generate", run, argv)
+
+
+if __name__ == "__main__":
+    main()

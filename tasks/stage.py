@@ -1,0 +1,32 @@
+"""What every stage's ``main()`` shares: argument parsing, logging, seeding, clean failures."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from tokenclean.config import Params, ParamsError, load_params
+from tokenclean.formats import DataError
+
+OUT = Path("out")  # every stage writes only under out/<stage>/
+
+log = logging.getLogger("tokenclean")
+
+
+def stage_main(name: str, run: Callable[[Params], object], argv=None) -> None:
+    parser = argparse.ArgumentParser(prog=f"python -m tasks.{name}", description=run.__doc__)
+    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {name}: %(message)s", datefmt="%H:%M:%S")
+    try:
+        params = load_params(args.params)
+        torch.manual_seed(params.seed)
+        run(params)
+    except (ParamsError, DataError, FloatingPointError, FileNotFoundError, ValueError) as err:
+        print(f"error in stage '{name}': {err}", file=sys.stderr)
+        sys.exit(2)

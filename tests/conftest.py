@@ -1,0 +1,69 @@
+"""Shared fixtures: a tiny config and one tiny end-to-end run of every stage (session-scoped)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+os.environ.setdefault("TQDM_DISABLE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Small enough that the whole chain runs in seconds on 2 CPU cores.
+TINY = {
+    "synthetic": {"lexicon": 8, "pool": 48, "warmup": 16, "eval": 8, "pretrain_docs": 80},
+    "base": {"vocab_size": 320, "hidden_size": 32, "layers": 1, "heads": 2, "intermediate_size": 64,
+             "steps": 4, "batch_tokens": 1024},
+    "warmup": {"method": "lora", "epochs": 1, "batch_tokens": 512, "lora_r": 4},
+    "train": {"method": "lora", "epochs": 1, "batch_tokens": 512, "lora_r": 4},
+    "score": {"batch_tokens": 1024, "chunk": 64},
+    "evaluate": {"max_new_tokens": 4, "batch_size": 8},
+}
+
+
+def write_tiny_params(path: Path, **overrides) -> Path:
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for section, values in {**TINY, **overrides}.items():
+        raw[section] = {**raw.get(section, {}), **values} if isinstance(values, dict) else values
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_params():
+    from tokenclean.config import parse_params
+
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for section, values in TINY.items():
+        raw[section] = {**raw[section], **values}
+    return parse_params(raw)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_params):
+    """Every stage's run() in order, in a temporary working directory; yields that directory."""
+    from tasks import base, evaluate, generate, prepare, score, select, train, warmup
+
+    work = tmp_path_factory.mktemp("tiny_run")
+    old = Path.cwd()
+    os.chdir(work)
+    try:
+        (work / "data").mkdir()
+        for stage in (generate, base, prepare, warmup, score, select, train, evaluate):
+            stage.run(tiny_params)
+    finally:
+        os.chdir(old)
+    return work
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tiny_run):
+    from tokenclean.modeling import load_tokenizer
+
+    return load_tokenizer(tiny_run / "out" / "base")

@@ -1,0 +1,89 @@
+"""Masked SFT: loss normalised over the accumulated batch; every trainable parameter moves."""
+
+import numpy as np
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from tokenclean.batching import collate
+from tokenclean.checkpoint import prepare_finetune, trainable_parameters
+from tokenclean.columns import IGNORE
+from tokenclean.config import FinetuneCfg
+from tokenclean.training import accumulate, plan_steps, train
+from tests.test_scoring import make_rows
+
+
+def tiny_model(seed=0):
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=97, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=2, intermediate_size=64, max_position_embeddings=128)
+    return LlamaForCausalLM(cfg)
+
+
+def grads(model):
+    return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def test_one_micro_batch_and_four_give_the_same_gradient():
+    ids, labels = make_rows(n=8, seed=2)
+    model = tiny_model()
+    accumulate(model, [collate(ids, labels, 0)])
+    whole = grads(model)
+    model.zero_grad()
+    accumulate(model, [collate(ids[i : i + 2], labels[i : i + 2], 0) for i in range(0, 8, 2)])
+    parts = grads(model)
+    assert whole.keys() == parts.keys()
+    for name in whole:
+        torch.testing.assert_close(whole[name], parts[name], atol=1e-6, rtol=1e-4)
+
+
+def test_loss_is_mean_over_kept_tokens_of_the_whole_step():
+    ids, labels = make_rows(n=4, seed=3)
+    model = tiny_model()
+    loss = accumulate(model, [collate(ids[:1], labels[:1], 0), collate(ids[1:], labels[1:], 0)])
+    with torch.no_grad():
+        logits = [model(input_ids=torch.as_tensor(x)[None]).logits[0] for x in ids]
+    nll = torch.cat([torch.nn.functional.cross_entropy(lg[:-1], torch.as_tensor(y[1:]).long(), ignore_index=IGNORE, reduction="none")[torch.as_tensor(y[1:]) != IGNORE]
+                     for lg, y in zip(logits, labels)])
+    assert abs(loss - float(nll.mean())) < 1e-5
+
+
+def test_dropped_tokens_give_no_gradient():
+    ids, labels = make_rows(n=1, seed=4)
+    masked = [np.full_like(labels[0], IGNORE)]
+    masked[0][np.flatnonzero(labels[0] != IGNORE)[:1]] = labels[0][labels[0] != IGNORE][:1]
+    m1, m2 = tiny_model(), tiny_model()
+    accumulate(m1, [collate(ids, masked, 0)])
+    extra = masked[0].copy()
+    # a token whose label is IGNORE contributes nothing, whatever its input id
+    accumulate(m2, [collate([ids[0]], [extra], 0)])
+    for (n, a), b in zip(grads(m1).items(), grads(m2).values()):
+        torch.testing.assert_close(a, b)
+
+
+def test_every_trainable_parameter_changes_full_and_lora(tmp_path):
+    ids, labels = make_rows(n=6, seed=5)
+    for method in ("full", "lora"):
+        cfg = FinetuneCfg(method=method, epochs=2, lr=1e-2, batch_tokens=128, lora_r=4)
+        model = prepare_finetune(tiny_model(), cfg, tmp_path)
+        before = {n: p.detach().clone() for n, p in trainable_parameters(model).items()}
+        stats = train(model, ids, labels, cfg, pad_id=0, seed=0)
+        after = trainable_parameters(model)
+        unchanged = [n for n in before if torch.equal(before[n], after[n])]
+        assert not unchanged, f"{method}: parameters did not change: {unchanged[:5]}"
+        assert stats["steps"] > 0
+
+
+def test_samples_with_zero_kept_tokens_are_skipped():
+    ids, labels = make_rows(n=4, seed=6)
+    labels[1] = np.full_like(labels[1], IGNORE)
+    stats = train(tiny_model(), ids, labels, FinetuneCfg(method="full", epochs=1, batch_tokens=64), pad_id=0, seed=0)
+    assert stats["samples_skipped"] == 1 and stats["samples"] == 3
+
+
+def test_plan_is_seeded_and_covers_fractional_epochs():
+    cfg = FinetuneCfg(epochs=1.5, batch_tokens=40, grad_accum=2)
+    lengths = [10, 20, 30, 40, 5, 7, 9]
+    a, b, c = plan_steps(lengths, cfg, 0), plan_steps(lengths, cfg, 0), plan_steps(lengths, cfg, 1)
+    assert a == b and a != c
+    n_batches = len({tuple(mb) for step in a for mb in step})
+    assert sum(len(s) for s in a) >= n_batches

@@ -1,0 +1,23 @@
+"""Column names of every artifact, written once so readers and writers cannot drift apart.
+
+Ragged layout: one row per sample, list columns with one entry per token (``INPUT_IDS``,
+``LABELS``, ``KINDS``) or per *response* token (``SCORES``, ``KEEP``, ``LOSS_*``). A response
+token is a position whose label is not ``IGNORE``; see :mod:`tokenclean.align`.
+"""
+
+SAMPLE_ID = "sample_id"  # stable string id, unique within a dataset
+INPUT_IDS = "input_ids"  # list<int32>, every token of the rendered conversation
+LABELS = "labels"  # list<int32>, token id at response positions, IGNORE elsewhere
+KINDS = "kinds"  # list<int8>, ground-truth kind per token (synthetic data only), -1 = not response
+LOSS_BASE = "loss_base"  # list<float32>, per response token NLL under the base model
+LOSS_REF = "loss_ref"  # list<float32>, per response token NLL under the reference model
+SCORES = "scores"  # list<float32>, loss_base - loss_ref, per response token
+KEEP = "keep"  # list<bool>, per response token: kept for training
+ANSWER = "answer"  # string, expected final answer (evaluation of the synthetic task)
+PROMPT = "prompt"  # list of chat messages up to the last assistant turn (evaluation)
+
+IGNORE = -100  # label of a position that is never learned (PyTorch's cross-entropy default)
+
+# Ground-truth kinds of response tokens in the synthetic data.
+KIND_NAMES = {0: "answer", 1: "boilerplate", 2: "noise"}
+ANSWER_KIND, BOILERPLATE_KIND, NOISE_KIND = 0, 1, 2
