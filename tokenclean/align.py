@@ -15,9 +15,13 @@ from tokenclean.columns import IGNORE
 
 
 def response_positions(labels: np.ndarray | torch.Tensor):
-    """Indices ``j`` of the tokens that are learned (``labels[j] != IGNORE``)."""
+    """Indices ``j`` of the tokens that are learned (``labels[j] != IGNORE``).
+
+    For a tensor, one index tensor per dimension (``rows, cols`` for a padded batch),
+    in row-major order; for a 1-D array, the positions.
+    """
     if isinstance(labels, torch.Tensor):
-        return (labels != IGNORE).nonzero(as_tuple=True)[-1]
+        return (labels != IGNORE).nonzero(as_tuple=True)
     return np.flatnonzero(np.asarray(labels) != IGNORE)
 
 

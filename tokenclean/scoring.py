@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from tokenclean.align import predictor_positions
+from tokenclean.align import predictor_positions, response_positions
 from tokenclean.batching import collate, token_budget_batches
 from tokenclean.columns import IGNORE
 
@@ -32,7 +32,7 @@ def token_nll(model, batch: dict, chunk: int = 4096, targets: torch.Tensor | Non
     hidden = decoder(
         input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], position_ids=batch["position_ids"]
     ).last_hidden_state
-    rows, cols = (labels != IGNORE).nonzero(as_tuple=True)
+    rows, cols = response_positions(labels)
     h = hidden[rows, predictor_positions(cols)]
     y = labels[rows, cols]
     out = []
