@@ -1,8 +1,10 @@
-"""Stage `evaluate`: held-out loss and, where samples carry an answer, greedy-generation accuracy."""
+"""Stage `evaluate`: held-out loss, greedy-generation accuracy where samples carry an answer, and
+the lm-evaluation-harness tasks listed in ``evaluate.lm_eval.tasks``."""
 
 from __future__ import annotations
 
 import json
+import logging
 
 from tasks.dataset import load_rows
 from tasks.stage import OUT, log, stage_main
@@ -15,6 +17,13 @@ from tokenclean.modeling import load_tokenizer
 
 
 def evaluate(params: Params, model_dir, data, base) -> dict:
+    """Metrics of one trained model; the full lm-eval results, if any ran, under ``lm_eval_results``."""
+    lm_eval = None
+    if params.evaluate.lm_eval.tasks:  # fail on missing task data before any model work
+        from tokenclean.lmeval import load_tasks, run_lm_eval  # imports lm-eval (seconds) only when tasks are listed
+
+        logging.getLogger("lm_eval").setLevel(logging.WARNING)  # its per-request INFO lines drown the stage's log
+        lm_eval = load_tasks(params.evaluate.lm_eval)
     tok = load_tokenizer(base)
     model = load_checkpoint(model_dir, base, params.model.dtype)
     rows = load_rows(data)
@@ -26,14 +35,18 @@ def evaluate(params: Params, model_dir, data, base) -> dict:
         gens = generate(model, tok, [json.loads(r[C.PROMPT]) for r in with_answer], cfg.batch_size, cfg.max_new_tokens)
         metrics["accuracy"] = accuracy(gens, [r[C.ANSWER] for r in with_answer], cfg.answer_marker)
         metrics["examples"] = [{"generation": g, "answer": r[C.ANSWER]} for g, r in list(zip(gens, with_answer))[:5]]
+    if lm_eval is not None:  # last: a LoRA model is merged into its base for it
+        flat, metrics["lm_eval_results"] = run_lm_eval(model, tok, params.evaluate.lm_eval, lm_eval)
+        metrics.update(flat)
     return metrics
 
 
 def run(params: Params, out=OUT / "evaluate", model=OUT / "train" / "model", data=OUT / "prepare" / "eval.parquet",
         base=OUT / "base") -> None:
-    """Write out/evaluate/metrics.json (eval_loss, accuracy) and examples.json."""
+    """Write out/evaluate/metrics.json (eval_loss, accuracy, lm_eval/<task>/<metric>), examples.json, lm_eval.json."""
     m = evaluate(params, model, data, base)
     write_json(m.pop("examples", []), out / "examples.json")
+    write_json(m.pop("lm_eval_results", {}), out / "lm_eval.json")
     write_json(m, out / "metrics.json")
     log.info("%s", m)
 

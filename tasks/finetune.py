@@ -1,22 +1,34 @@
-"""Fine-tuning from the base and saving a checkpoint: shared by the `warmup` and `train` stages."""
+"""Fine-tuning and saving a checkpoint: shared by the `warmup`, `train` and `evolve_train` stages."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from tasks.stage import log
-from tokenclean.checkpoint import prepare_finetune, save_checkpoint
+from tokenclean import distributed
+from tokenclean.checkpoint import load_checkpoint, prepare_finetune, save_checkpoint
 from tokenclean.config import FinetuneCfg, Params
 from tokenclean.modeling import check_vocab, load_base, load_tokenizer
 from tokenclean.training import train
 
 
-def finetune_from_base(params: Params, cfg: FinetuneCfg, ids, labels, base: Path, out: Path, meta: dict, name: str):
-    tok = load_tokenizer(base)
+def start_model(params: Params, cfg: FinetuneCfg, base: Path, tok, start: Path | None):
+    """The base with a fresh adapter (or all weights trainable), or the checkpoint ``start`` to train on."""
+    if start is not None:  # a LoRA adapter stays a trainable adapter, full weights stay full
+        return load_checkpoint(start, base, params.model.dtype, trainable=True)
     model = load_base(base, params.model.dtype)
     check_vocab(model, tok)
-    model = prepare_finetune(model, cfg, base)
-    stats = train(model, ids, labels, cfg, tok.pad_token_id, params.seed, desc=name)
+    return prepare_finetune(model, cfg, base)
+
+
+def finetune(params: Params, cfg: FinetuneCfg, ids, labels, base: Path, out: Path, meta: dict, name: str,
+             start: Path | None = None) -> dict:
+    """Train and save; with ``compute.processes > 1`` data-parallel, the first process saving."""
+    distributed.launch(params.compute.processes)
+    tok = load_tokenizer(base)
+    model = start_model(params, cfg, base, tok, start)
+    stats = train(model, ids, labels, cfg, tok.pad_token_id, params.seed, desc=name, kernels=params.compute.kernels)
     save_checkpoint(model, tok, out, {**meta, "train": stats, "config": cfg.model_dump()})
-    log.info("%s: %d steps, loss %.3f -> %.3f, saved %s", name, stats["steps"], stats["first_loss"], stats["final_loss"], out)
+    log.info("%s: %d steps from %s, loss %.3f -> %.3f, saved %s", name, stats["steps"], start or base,
+             stats["first_loss"], stats["final_loss"], out)
     return stats

@@ -14,8 +14,10 @@ from tokenclean import columns as C
 from tokenclean.config import Params
 from tokenclean.formats import DataError, load_source, normalise, read_records
 from tokenclean.io import write_json, write_table
+from tokenclean.lmeval_docs import translation_docs, write_docs
 from tokenclean.modeling import load_tokenizer
 from tokenclean.render import render
+from tokenclean.synthetic import make_lexicon
 
 SPLITS = ("warmup", "pool", "eval")
 
@@ -71,10 +73,11 @@ def to_table(tok, samples: list[dict], max_len: int) -> tuple[pa.Table, dict]:
 
 
 def run(params: Params, out=OUT / "prepare", base=OUT / "base") -> None:
-    """Write out/prepare/{warmup,pool,eval}.parquet and stats.json."""
+    """Write out/prepare/{warmup,pool,eval}.parquet and stats.json (and lm_eval/zorbish.jsonl for the default data)."""
     tok = load_tokenizer(base)
     stats = {}
-    for name, samples in split_sources(params).items():
+    splits = split_sources(params)
+    for name, samples in splits.items():
         table, stats[name] = to_table(tok, samples, params.data.max_seq_len)
         if table.num_rows == 0:
             raise DataError(f"split '{name}' has no sample with a response token after truncation; raise data.max_seq_len")
@@ -82,6 +85,9 @@ def run(params: Params, out=OUT / "prepare", base=OUT / "base") -> None:
         write_table(table, out / f"{name}.parquet")
         log.info("%s: %s", name, stats[name])
     write_json(stats, out / "stats.json")
+    if params.data.source == "synthetic":  # the default data's own lm-eval tasks (lm_eval_tasks/zorbish_*.yaml)
+        targets = make_lexicon(params.synthetic.lexicon, params.synthetic.seed).target
+        write_docs(translation_docs(tok, splits["eval"], targets), out / "lm_eval" / "zorbish.jsonl")
 
 
 def main(argv=None) -> None:

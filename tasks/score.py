@@ -2,34 +2,78 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from tasks.dataset import load_rows
 from tasks.stage import OUT, log, stage_main
-from tokenclean import columns as C
+from tokenclean import columns as C, distributed
 from tokenclean.checkpoint import load_checkpoint
 from tokenclean.config import Params
-from tokenclean.io import file_hash, write_json, write_table
+from tokenclean.io import atomic_path, file_hash, write_json
 from tokenclean.modeling import load_base, load_tokenizer
-from tokenclean.scoring import score_dataset
+from tokenclean.scoring import score_base_and_reference, score_dataset
 
 
 def pool_losses(params: Params, ids, labels, base, reference):
-    """(loss_base, loss_ref) per sample. A LoRA reference is loaded once: the base pass disables the adapter."""
+    """(loss_base, loss_ref) per sample. A LoRA reference is loaded once: the base pass disables the adapter.
+    ``reference=None`` means the base itself.
+
+    With ``compute.processes > 1`` the stage runs data-parallel (:func:`tokenclean.distributed.launch`);
+    every process gets all losses back, in sample order.
+    """
+    distributed.launch(params.compute.processes)
     tok = load_tokenizer(base)
-    model = load_checkpoint(reference, base, params.model.dtype)
     args = (ids, labels, tok.pad_token_id, params.score.batch_tokens, params.score.chunk)
-    ref = score_dataset(model, *args, desc="reference NLL")
+    kernels = params.compute.kernels
+    if reference is None:  # the reference is the base itself (a self-evolving round 0): every score is 0
+        nll = score_dataset(load_base(base, params.model.dtype), *args, desc="base NLL", kernels=kernels)
+        return nll, nll
+    model = load_checkpoint(reference, base, params.model.dtype)
     if hasattr(model, "disable_adapter"):
-        ctx = model.disable_adapter()
-    else:
-        model, ctx = load_base(base, params.model.dtype), contextlib.nullcontext()
-    with ctx:
-        base_nll = score_dataset(model, *args, desc="base NLL")
+        return score_base_and_reference(model, *args, kernels=kernels)
+    ref = score_dataset(model, *args, desc="reference NLL", kernels=kernels)
+    del model
+    base_nll = score_dataset(load_base(base, params.model.dtype), *args, desc="base NLL", kernels=kernels)
     return base_nll, ref
+
+
+def ragged_f32(arrays: list) -> pa.ListArray:
+    """One float32 list per sample, straight from numpy (no Python float per token)."""
+    offsets = np.zeros(len(arrays) + 1, dtype=np.int32)
+    np.cumsum([len(a) for a in arrays], out=offsets[1:])
+    values = np.concatenate(arrays).astype(np.float32) if len(arrays) else np.zeros(0, np.float32)
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, pa.float32()))
+
+
+def scores_table(sample_ids: list, lb: list, lr: list) -> pa.Table:
+    return pa.table({
+        C.SAMPLE_ID: sample_ids,
+        C.LOSS_BASE: ragged_f32(lb),
+        C.LOSS_REF: ragged_f32(lr),
+        C.SCORES: ragged_f32([b - r for b, r in zip(lb, lr)]),
+    })
+
+
+def save_scores_table(table: pa.Table, path) -> None:
+    """zstd Parquet without dictionary pages: float losses rarely repeat, so a dictionary only adds bytes."""
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd", use_dictionary=False)
+
+
+def write_scores(sample_ids: list, lb: list, lr: list, out, data) -> None:
+    """scores.parquet (ragged float32, one entry per response token) and meta.json under ``out``.
+
+    In a launched process group only the first process writes.
+    """
+    if not distributed.is_main():
+        return
+    save_scores_table(scores_table(sample_ids, lb, lr), out / "scores.parquet")
+    flat_b, flat_r = np.concatenate(lb), np.concatenate(lr)
+    write_json({"data_sha256": file_hash(data), "tokens": int(len(flat_b)), "mean_loss_base": float(flat_b.mean()),
+                "mean_loss_ref": float(flat_r.mean())}, out / "meta.json")
+    log.info("scored %d tokens: mean loss base %.3f, reference %.3f", len(flat_b), flat_b.mean(), flat_r.mean())
 
 
 def run(params: Params, out=OUT / "score", data=OUT / "prepare" / "pool.parquet",
@@ -37,18 +81,7 @@ def run(params: Params, out=OUT / "score", data=OUT / "prepare" / "pool.parquet"
     """Write out/score/scores.parquet (sample_id, loss_base, loss_ref, scores) and meta.json."""
     rows = load_rows(data)
     lb, lr = pool_losses(params, rows[C.INPUT_IDS], rows[C.LABELS], base, reference)
-    f32 = pa.list_(pa.float32())
-    table = pa.table({
-        C.SAMPLE_ID: rows[C.SAMPLE_ID],
-        C.LOSS_BASE: pa.array([x.tolist() for x in lb], f32),
-        C.LOSS_REF: pa.array([x.tolist() for x in lr], f32),
-        C.SCORES: pa.array([(b - r).tolist() for b, r in zip(lb, lr)], f32),
-    })
-    write_table(table, out / "scores.parquet")
-    flat_b, flat_r = np.concatenate(lb), np.concatenate(lr)
-    write_json({"data_sha256": file_hash(data), "tokens": int(len(flat_b)), "mean_loss_base": float(flat_b.mean()),
-                "mean_loss_ref": float(flat_r.mean())}, out / "meta.json")
-    log.info("scored %d tokens: mean loss base %.3f, reference %.3f", len(flat_b), flat_b.mean(), flat_r.mean())
+    write_scores(rows[C.SAMPLE_ID], lb, lr, out, data)
 
 
 def main(argv=None) -> None:

@@ -8,14 +8,14 @@ import pyarrow as pa
 from tasks.dataset import load_rows
 from tasks.stage import OUT, log, stage_main
 from tokenclean import columns as C
-from tokenclean.config import Params
+from tokenclean.config import Params, SelectCfg
 from tokenclean.io import file_hash, write_json, write_table
 from tokenclean.kinds import kind_metrics
 from tokenclean.selection import select, split_keep, summary
 
 
 def run(params: Params, out=OUT / "select", scores=OUT / "score" / "scores.parquet",
-        data=OUT / "prepare" / "pool.parquet") -> None:
+        data=OUT / "prepare" / "pool.parquet", cfg: SelectCfg | None = None) -> None:
     """Write out/select/keep.parquet (sample_id, keep), metrics.json and summary.json."""
     s = load_rows(scores, (C.SAMPLE_ID, C.SCORES))
     pool = load_rows(data, (C.SAMPLE_ID, C.KINDS, C.LABELS))
@@ -23,7 +23,7 @@ def run(params: Params, out=OUT / "select", scores=OUT / "score" / "scores.parqu
         raise ValueError(f"{scores} was not computed from {data} (sample ids differ); rerun the score stage")
     lengths = np.array([len(x) for x in s[C.SCORES]])
     flat = np.concatenate(s[C.SCORES]) if len(lengths) else np.zeros(0, np.float32)
-    cfg = params.select
+    cfg = cfg or params.select
     keep = select(flat, lengths, cfg.strategy, cfg.data_prop, cfg.threshold, cfg.seed)
     table = pa.table({C.SAMPLE_ID: s[C.SAMPLE_ID], C.KEEP: pa.array([k.tolist() for k in split_keep(keep, lengths)], pa.list_(pa.bool_()))})
     write_table(table, out / "keep.parquet")

@@ -18,15 +18,19 @@ OUT = Path("out")  # every stage writes only under out/<stage>/
 log = logging.getLogger("tokenclean")
 
 
-def stage_main(name: str, run: Callable[[Params], object], argv=None) -> None:
+def stage_main(name: str, run: Callable[..., object], argv=None, per_round: bool = False) -> None:
+    """Parse ``--params`` (and ``--round`` for the evolve_* stages), run, and turn bad input into exit 2."""
     parser = argparse.ArgumentParser(prog=f"python -m tasks.{name}", description=run.__doc__)
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    if per_round:
+        parser.add_argument("--round", required=True, help="a round named in evolve.rounds")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {name}: %(message)s", datefmt="%H:%M:%S")
+    label = f"{name}@{args.round}" if per_round else name
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {label}: %(message)s", datefmt="%H:%M:%S")
     try:
         params = load_params(args.params)
         torch.manual_seed(params.seed)
-        run(params)
+        run(params, args.round) if per_round else run(params)
     except (ParamsError, DataError, FloatingPointError, FileNotFoundError, ValueError) as err:
-        print(f"error in stage '{name}': {err}", file=sys.stderr)
+        print(f"error in stage '{label}': {err}", file=sys.stderr)
         sys.exit(2)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tasks.dataset import load_rows
-from tasks.finetune import finetune_from_base
+from tasks.finetune import finetune
 from tasks.stage import OUT, stage_main
 from tokenclean import columns as C
 from tokenclean.align import apply_keep
@@ -24,7 +24,7 @@ def run(params: Params, out=OUT / "train" / "model", data=OUT / "prepare" / "poo
     """Write out/train/model (LoRA adapter or full weights, plus meta.json)."""
     ids, labels = masked_labels(data, keep)
     meta = {"data_sha256": file_hash(data), "keep_sha256": file_hash(keep)}
-    finetune_from_base(params, params.train, ids, labels, base, out, meta, "train")
+    finetune(params, params.train, ids, labels, base, out, meta, "train")
 
 
 def main(argv=None) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tasks.dataset import load_rows
-from tasks.finetune import finetune_from_base
+from tasks.finetune import finetune
 from tasks.stage import OUT, stage_main
 from tokenclean import columns as C
 from tokenclean.config import Params
@@ -13,7 +13,7 @@ from tokenclean.io import file_hash
 def run(params: Params, out=OUT / "warmup" / "model", data=OUT / "prepare" / "warmup.parquet", base=OUT / "base") -> None:
     """Write out/warmup/model (LoRA adapter or full weights, plus meta.json)."""
     rows = load_rows(data)
-    finetune_from_base(params, params.warmup, rows[C.INPUT_IDS], rows[C.LABELS], base, out,
+    finetune(params, params.warmup, rows[C.INPUT_IDS], rows[C.LABELS], base, out,
                        {"data": str(data), "data_sha256": file_hash(data)}, "warmup")
 
 

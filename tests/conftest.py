@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,6 +26,12 @@ TINY = {
     "train": {"method": "lora", "epochs": 1, "batch_tokens": 512, "lora_r": 4},
     "score": {"batch_tokens": 1024, "chunk": 64},
     "evaluate": {"max_new_tokens": 4, "batch_size": 8},
+    "evolve": {
+        "chunks": 3,
+        "train": {"method": "lora", "epochs": 1, "batch_tokens": 512, "lora_r": 4},
+        "rounds": {f"r{i}": {"prev": f"r{i - 1}" if i else "base", "data": f"out/evolve/split/{i}.parquet"} for i in range(3)},
+    },
+    "flows": {"retries": 0, "retry_delay_s": 0},
 }
 
 
@@ -47,16 +55,22 @@ def tiny_params():
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, tiny_params):
-    """Every stage's run() in order, in a temporary working directory; yields that directory."""
-    from tasks import base, evaluate, generate, prepare, score, select, train, warmup
+    """Every stage's run() in order (fixed-model, then the self-evolving rounds) in a temporary directory."""
+    from tasks import (base, evaluate, evolve_data, evolve_evaluate, evolve_score, evolve_select, evolve_split,
+                       evolve_train, generate, prepare, score, select, train, warmup)
 
     work = tmp_path_factory.mktemp("tiny_run")
     old = Path.cwd()
     os.chdir(work)
     try:
         (work / "data").mkdir()
+        shutil.copytree(ROOT / "lm_eval_tasks", work / "lm_eval_tasks")
         for stage in (generate, base, prepare, warmup, score, select, train, evaluate):
             stage.run(tiny_params)
+        evolve_split.run(tiny_params)
+        for name in tiny_params.evolve.rounds:
+            for stage in (evolve_data, evolve_score, evolve_select, evolve_train, evolve_evaluate):
+                stage.run(tiny_params, name)
     finally:
         os.chdir(old)
     return work
@@ -67,3 +81,12 @@ def tiny_tokenizer(tiny_run):
     from tokenclean.modeling import load_tokenizer
 
     return load_tokenizer(tiny_run / "out" / "base")
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One temporary Prefect API (SQLite) for every flow test of the session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

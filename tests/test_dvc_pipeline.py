@@ -1,62 +1,60 @@
 """Integration: `dvc repro` in a temporary git repository on the tiny config.
 
-Checks the whole DAG runs, a second repro runs nothing, and changing only select.data_prop
-re-runs exactly select, train and evaluate.
+The whole DAG (fixed-model and 3 self-evolving rounds) runs, a second repro runs nothing,
+and a param change re-runs exactly the stages that read it and those downstream.
 """
-
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import ROOT, write_tiny_params
+from tests.repos import make_repo, ran, sh
 
 pytestmark = pytest.mark.slow
-COPY = ["tokenclean", "tasks", "flows", "data", "dvc.yaml"]
+
+FIXED = {"generate", "base", "prepare", "warmup", "score", "select", "train", "evaluate"}
+PER_ROUND = ("evolve_data", "evolve_score", "evolve_select", "evolve_train", "evolve_evaluate")
 
 
-def sh(cmd, cwd, check=True):
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1",
-           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
-    proc = subprocess.run(cmd, cwd=cwd, shell=True, capture_output=True, text=True, env=env)
-    if check and proc.returncode:
-        raise AssertionError(f"{cmd} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc.stdout + proc.stderr
+def rounds(*names, stages=PER_ROUND) -> set[str]:
+    return {f"{s}@{r}" for s in stages for r in names}
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
-    work = tmp_path_factory.mktemp("dvc_repo")
-    for name in COPY:
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, work / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(src, work / name)
-    write_tiny_params(work / "params.yaml")
-    sh("git init -q && dvc init -q && git add -A && git commit -qm init", work)
-    return work
+    return make_repo(tmp_path_factory.mktemp("dvc_repo"))
 
 
-def ran(output: str) -> set[str]:
-    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
+def edit_params(repo, change) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    change(params)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def test_repro_runs_everything_then_nothing_then_only_what_changed(repo):
+def test_repro_runs_everything_then_nothing(repo):
     first = sh("dvc repro", repo)
-    assert ran(first) == {"generate", "base", "prepare", "warmup", "score", "select", "train", "evaluate"}
-    assert "kept_share" in sh("dvc metrics show", repo) and "eval_loss" in sh("dvc metrics show", repo)
-
+    assert ran(first) == FIXED | {"evolve_split", "evolve_base", "evolve_summary", "report"} | rounds("r0", "r1", "r2")
+    metrics = sh("dvc metrics show", repo)
+    assert "kept_share" in metrics and "eval_loss" in metrics and "out/evolve/r2/evaluate/metrics.json" in metrics
     assert ran(sh("dvc repro", repo)) == set()
 
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["select"]["data_prop"] = 0.4
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert ran(sh("dvc repro", repo)) == {"select", "train", "evaluate"}
+
+def test_fixed_model_param_reruns_only_its_stages(repo):
+    edit_params(repo, lambda p: p["select"].update(data_prop=0.4))
+    assert ran(sh("dvc repro", repo)) == {"select", "train", "evaluate", "report"}
+
+
+def test_round_param_reruns_that_round_and_later_ones_only(repo):
+    edit_params(repo, lambda p: p["evolve"]["rounds"]["r1"].update(select={"data_prop": 0.4}))
+    again = ran(sh("dvc repro", repo))
+    later = rounds("r2", stages=("evolve_score", "evolve_select", "evolve_train", "evolve_evaluate"))
+    assert again == rounds("r1", stages=("evolve_select", "evolve_train", "evolve_evaluate")) | later | {"evolve_summary", "report"}
+
+
+def test_adding_a_round_is_one_line_and_runs_only_its_stages(repo):
+    edit_params(repo, lambda p: p["evolve"]["rounds"].update(r3={"prev": "r2", "data": "out/evolve/split/0.parquet"}))
+    assert ran(sh("dvc repro", repo)) == rounds("r3") | {"evolve_summary", "report"}
+    summary = (repo / "out/evolve_summary/rounds.csv").read_text().splitlines()
+    assert summary[0].startswith("round,name,prev") and [r.split(",")[1] for r in summary[1:]] == ["r0", "r1", "r2", "r3"]
 
 
 def test_misspelt_param_fails_the_stage_with_a_suggestion(repo):

@@ -62,7 +62,7 @@ def test_reference_loads_on_its_own(tiny_run, monkeypatch):
 
 def test_evaluate_metrics(tiny_run):
     m = read_json(tiny_run / "out" / "evaluate" / "metrics.json")
-    assert set(m) == {"eval_loss", "accuracy"}
+    assert set(m) == {"eval_loss", "accuracy", "lm_eval/zorbish_mc/acc", "lm_eval/zorbish_gen/exact_match"}
     assert np.isfinite(m["eval_loss"]) and 0 <= m["accuracy"] <= 1
     assert json.loads((tiny_run / "out" / "evaluate" / "examples.json").read_text())
 

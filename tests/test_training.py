@@ -5,7 +5,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from tokenclean.batching import collate
-from tokenclean.checkpoint import prepare_finetune, trainable_parameters
+from tokenclean.checkpoint import load_checkpoint, prepare_finetune, save_checkpoint, trainable_parameters
 from tokenclean.columns import IGNORE
 from tokenclean.config import FinetuneCfg
 from tokenclean.training import accumulate, plan_steps, train
@@ -87,3 +87,27 @@ def test_plan_is_seeded_and_covers_fractional_epochs():
     assert a == b and a != c
     n_batches = len({tuple(mb) for step in a for mb in step})
     assert sum(len(s) for s in a) >= n_batches
+
+
+def test_a_step_count_from_all_processes_scales_the_loss_and_gradient():
+    ids, labels = make_rows(n=4, seed=7)
+    m1, m2 = tiny_model(), tiny_model()
+    batch = [collate(ids, labels, 0)]
+    own = int(sum((np.asarray(y) != IGNORE).sum() for y in labels))
+    full = accumulate(m1, batch)
+    half = accumulate(m2, batch, n_kept=2 * own)  # as if another process held as many kept tokens
+    assert abs(half - full / 2) < 1e-6
+    for (n, a), b in zip(grads(m1).items(), grads(m2).values()):
+        torch.testing.assert_close(b, a / 2, atol=1e-7, rtol=1e-5)
+
+
+def test_trainable_adapter_stays_fp32_on_half_precision_weights(tmp_path):
+    base = tiny_model()
+    base.save_pretrained(tmp_path / "base")
+    cfg = FinetuneCfg(method="lora", lora_r=4)
+    save_checkpoint(prepare_finetune(tiny_model(), cfg, tmp_path / "base"), None, tmp_path / "ckpt", {})
+    for trainable, adapter_dtype in ((True, torch.float32), (False, torch.bfloat16)):
+        model = load_checkpoint(tmp_path / "ckpt", tmp_path / "base", "bfloat16", torch.device("cpu"), trainable)
+        dtypes = {n: p.dtype for n, p in model.named_parameters()}
+        assert {d for n, d in dtypes.items() if "lora_" in n} == {adapter_dtype}
+        assert {d for n, d in dtypes.items() if "lora_" not in n} == {torch.bfloat16}

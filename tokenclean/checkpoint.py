@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 
+from tokenclean import distributed
 from tokenclean.io import atomic_path, read_json, write_json
 from tokenclean.modeling import base_source, default_device, load_base, resolve_dtype
 
@@ -30,8 +31,17 @@ def prepare_finetune(model, cfg, base_dir: str | Path):
 
 
 def save_checkpoint(model, tokenizer, path: str | Path, meta: dict) -> None:
-    """Write weights (fp32 on disk, whatever the compute dtype) and meta.json atomically."""
+    """Write weights (fp32 on disk, whatever the compute dtype) and meta.json atomically.
+
+    In a launched process group only the first process writes; the others hold the same weights.
+    """
+    if not distributed.is_main():
+        return
     kind = "lora" if isinstance(model, PeftModel) else "full"
+    for cfg in getattr(model, "peft_config", {}).values():
+        # PEFT keeps target modules as a set, whose order varies between processes: sort it so
+        # adapter_config.json, and with it the checkpoint's hash in dvc.lock, is reproducible.
+        cfg.target_modules = sorted(cfg.target_modules)
     with atomic_path(path) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         if kind == "full":
@@ -47,6 +57,8 @@ def load_checkpoint(path: str | Path, base_dir: str | Path, dtype="auto", device
         return load_base(path, dtype, device)
     base = load_base(base_dir, dtype, device)
     model = PeftModel.from_pretrained(base, path, is_trainable=trainable)
+    if trainable:  # the adapter keeps PEFT's fp32 weights, the optimizer's precision (see training.mixed_precision)
+        return model.to(device)
     return model.to(device=device, dtype=resolve_dtype(dtype, device))
 
 

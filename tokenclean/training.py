@@ -3,32 +3,62 @@
 The loss of an optimizer step is ``sum(NLL of kept tokens) / (kept tokens in all its
 micro-batches)``, so the gradient does not depend on how a step is cut into micro-batches,
 and a short sample weighs per token exactly as a long one. The LM head runs only on kept
-positions (see :func:`tokenclean.scoring.token_nll`).
+positions (see :mod:`tokenclean.scoring`).
+
+In a launched process group every process follows the same plan and takes every N-th
+micro-batch of each step; gradients are summed across processes before the optimizer step,
+so N processes compute the same step as one (up to float summation order).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import random
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from peft.helpers import disable_input_dtype_casting
 
-from tokenclean.batching import collate, token_budget_batches
+from tokenclean import distributed, kernels as K
+from tokenclean.batching import collate, needs_mask, token_budget_batches
 from tokenclean.columns import IGNORE
-from tokenclean.scoring import token_nll
+from tokenclean.scoring import head_nll, response_hidden
 
 log = logging.getLogger(__name__)
 
 
-def accumulate(model, micro_batches: list[dict], chunk: int = 4096) -> float:
-    """Backward over one optimizer step's micro-batches; returns the step's mean token loss."""
-    n_kept = sum(int((b["labels"] != IGNORE).sum()) for b in micro_batches)
+def mixed_precision(model):
+    """bf16 autocast where fp32 trainable weights (PEFT's adapters) sit on bf16/fp16 frozen ones, on CUDA.
+
+    Adapter matmuls then run in half precision on tensor cores instead of casting every input
+    to fp32, while the optimizer keeps fp32 adapter weights. Elsewhere: no change.
+    """
+    device = next(model.parameters()).device
+    dtypes = {p.dtype for p in model.parameters()}
+    half = dtypes & {torch.bfloat16, torch.float16}
+    if device.type != "cuda" or torch.float32 not in dtypes or not half:
+        return contextlib.nullcontext()
+    stack = contextlib.ExitStack()
+    stack.enter_context(torch.autocast("cuda", dtype=half.pop()))
+    stack.enter_context(disable_input_dtype_casting(model))
+    return stack
+
+
+def accumulate(model, micro_batches: list[dict], chunk: int = 4096, n_kept: int | None = None,
+               kernels: str = "torch") -> float:
+    """Backward over one optimizer step's micro-batches; returns their share of the step's mean token loss.
+
+    ``n_kept`` is the step's kept-token count over all processes (default: these micro-batches').
+    """
+    if n_kept is None:
+        n_kept = sum(int((b["labels"] != IGNORE).sum()) for b in micro_batches)
     total = 0.0
     for b in micro_batches:
-        loss = token_nll(model, b, chunk).sum() / max(n_kept, 1)
+        with mixed_precision(model):  # no fused RoPE here: measured slower in training steps than PyTorch's
+            h, y = response_hidden(model, b)
+            loss = head_nll(model, h, y, chunk, kernels, reduction="sum") / max(n_kept, 1)
         loss.backward()
         total += float(loss.detach())
     return total
@@ -57,7 +87,19 @@ def lr_lambda(total: int, warmup_ratio: float):
     return lambda s: (s + 1) / warm if s < warm else max(0.0, 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, total - warm))))
 
 
-def train(model, ids_list, labels_list, cfg, pad_id: int, seed: int, desc: str = "train") -> dict:
+def _sync_grads(params: list[torch.Tensor], loss: float) -> float:
+    """Sum gradients (and the step loss) over processes; a process without a micro-batch adds zeros."""
+    if distributed.world_size() <= 1:
+        return loss
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    total = torch.tensor([loss], device=params[0].device)
+    distributed.sum_([p.grad for p in params] + [total])
+    return float(total)
+
+
+def train(model, ids_list, labels_list, cfg, pad_id: int, seed: int, desc: str = "train", kernels: str = "torch") -> dict:
     """Fine-tune ``model`` in place on rows whose labels keep at least one token."""
     rows = [i for i, y in enumerate(labels_list) if (np.asarray(y) != IGNORE).any()]
     skipped = len(labels_list) - len(rows)
@@ -67,16 +109,24 @@ def train(model, ids_list, labels_list, cfg, pad_id: int, seed: int, desc: str =
         raise ValueError("no sample has a kept token: nothing to train on (check select.data_prop and the scores)")
     torch.manual_seed(seed)
     device = next(model.parameters()).device
+    K.apply(model, kernels)
     params = [p for p in model.parameters() if p.requires_grad]
+    distributed.broadcast_(params)
+    if cfg.grad_accum % distributed.world_size():
+        log.warning("grad_accum %d is not a multiple of %d processes: some idle in every step", cfg.grad_accum,
+                    distributed.world_size())
+    kept = [int((np.asarray(labels_list[r]) != IGNORE).sum()) for r in rows]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = plan_steps([len(ids_list[r]) for r in rows], cfg, seed)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(len(steps), cfg.warmup_ratio))
     model.train()
     losses = []
-    bar = tqdm(steps, desc=desc, unit="step", mininterval=2)
+    bar = distributed.progress(steps, desc=desc, unit="step", mininterval=2)
     for step in bar:
-        micro = [collate([ids_list[rows[i]] for i in mb], [labels_list[rows[i]] for i in mb], pad_id, device=device) for mb in step]
-        loss = accumulate(model, micro)
+        n_kept = sum(kept[i] for mb in step for i in mb)
+        micro = [collate([ids_list[rows[i]] for i in mb], [labels_list[rows[i]] for i in mb], pad_id, device=device,
+                         mask=needs_mask(device)) for mb in distributed.share(step)]
+        loss = _sync_grads(params, accumulate(model, micro, n_kept=n_kept, kernels=kernels))
         if not math.isfinite(loss):
             raise FloatingPointError(f"non-finite training loss at step {len(losses)}; lower {desc}.lr")
         torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)

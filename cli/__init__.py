@@ -1,0 +1,1 @@
+"""The ``tokenclean`` command line: ``tokenclean audit show|stats|diff`` (see ``cli.main``)."""

@@ -1,0 +1,94 @@
+"""Flow `token_cleaning`: the pipeline of dvc.yaml as Prefect tasks, one stage per task.
+
+Each task asks DVC to reproduce its stage; DVC decides whether it is stale and owns every
+artifact, so Prefect caches nothing and passes no model around (NO_CACHE, no results).
+Tasks run one after another because DVC holds a repository lock. When a round (or the
+fixed-model run) has been evaluated, the flow publishes an artifact with what it kept,
+its metrics and the dvc.lock hashes of its mask and checkpoint.
+
+    ./run flow                              # everything, with Prefect's temporary local API
+    ./run flow --target evolve_summary      # only the self-evolving pipeline
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_link_artifact, create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from flows.pipeline import lock_hashes, repro, round_of, stage_order
+from tokenclean.config import load_params
+from tokenclean.report_summary import summary_markdown
+
+
+@task(cache_policy=NO_CACHE, persist_result=False)
+def run_stage(root: Path, stage: str) -> bool:
+    ran = repro(root, stage)
+    get_run_logger().info("%s: %s", stage, "ran" if ran else "up to date, skipped")
+    return ran
+
+
+def round_report(root: Path, stage: str) -> dict:
+    """What a round kept and reached, and the dvc.lock hashes that pin its mask and checkpoint."""
+    name = round_of(stage)
+    folder, suffix = (f"out/evolve/{name}", f"@{name}") if name else ("out", "")
+    read = lambda rel: json.loads((root / folder / rel).read_text())  # noqa: E731
+    kept = read("select/summary.json")
+    return {
+        "round": name or "fixed", "tokens": kept["tokens"], "tokens_kept": kept["tokens_kept"],
+        "kept_share": kept["kept_share"], "select": read("select/metrics.json"), "evaluate": read("evaluate/metrics.json"),
+        "mask_md5": lock_hashes(root, f"{'evolve_' if name else ''}select{suffix}").get(f"{folder}/select/keep.parquet"),
+        "checkpoint_md5": lock_hashes(root, f"{'evolve_' if name else ''}train{suffix}").get(f"{folder}/train"),
+    }
+
+
+def publish(report: dict) -> None:
+    rows = [("tokens kept", f"{report['tokens_kept']} of {report['tokens']}"), ("share kept", f"{report['kept_share']:.4f}")]
+    rows += [(k, f"{v:.4f}" if isinstance(v, float) else str(v)) for k, v in {**report["select"], **report["evaluate"]}.items()]
+    rows += [("mask md5 (dvc.lock)", f"`{report['mask_md5']}`"), ("checkpoint md5 (dvc.lock)", f"`{report['checkpoint_md5']}`")]
+    table = "\n".join(["| | |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows])
+    key = re.sub(r"[^a-z0-9-]+", "-", f"round-{report['round']}".lower())
+    create_markdown_artifact(f"## Round {report['round']}\n\n{table}\n", key=key, description=f"token cleaning, round {report['round']}")
+
+
+def publish_audit(root: Path) -> None:
+    """The token audit's headline numbers per round, and a link to the HTML page."""
+    summary = json.loads((root / "reports/tokens.json").read_text())
+    create_markdown_artifact(summary_markdown(summary), key="token-audit", description="kept tokens per round")
+    create_link_artifact((root / "reports/tokens.html").as_uri(), link_text="token audit (HTML)", key="token-audit-html")
+
+
+@flow(name="token_cleaning")
+def token_cleaning(repo: str = ".", targets: list[str] | None = None) -> dict:
+    """Reproduce the DVC pipeline stage by stage (or only what ``targets`` need); returns the stages that ran."""
+    root = Path(repo).resolve()
+    params = load_params(root / "params.yaml")
+    stage_task = run_stage.with_options(retries=params.flows.retries, retry_delay_seconds=params.flows.retry_delay_s)
+    ran, reports = [], []
+    for stage in stage_order(root, targets):
+        if stage_task.with_options(task_run_name=stage)(root, stage):
+            ran.append(stage)
+        if stage == "evaluate" or stage.startswith("evolve_evaluate@"):
+            reports.append(round_report(root, stage))
+            publish(reports[-1])
+        if stage == "report":
+            publish_audit(root)
+    get_run_logger().info("ran %d stages: %s", len(ran), ran or "none (all up to date)")
+    return {"ran": ran, "rounds": reports}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m flows.token_cleaning", description=token_cleaning.__doc__)
+    parser.add_argument("--repo", default=".", help="repository root (default: .)")
+    parser.add_argument("--target", action="append", help="a dvc.yaml stage to bring up to date (repeatable)")
+    args = parser.parse_args(argv)
+    token_cleaning(repo=args.repo, targets=args.target)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""The speed benchmark at its tiny size: every measurement runs, and project and recipe compute the same NLL."""
+
+import json
+
+import numpy as np
+
+from bench import recipe, speed
+from bench.workload import forward_flops, keep_share, sft_samples
+from tokenclean.columns import IGNORE
+
+
+def test_tiny_benchmark_measures_every_method(tmp_path, capsys):
+    results = speed.main(["--shape", "tiny", "--kernels", "torch", "--json", str(tmp_path / "speed.json")])
+    methods = {(r["work"], r.get("method")) for r in results}
+    assert methods == {("score", "recipe"), ("score", "project[torch]"), ("train", "recipe"),
+                       ("train", "project[torch]"), ("select", None)}
+    for r in results:
+        if r["work"] != "select":
+            assert r["tok_per_s"] > 0 and 0 < r["matmul_share"]
+    project = next(r for r in results if r["work"] == "score" and r["method"] == "project[torch]")
+    assert project["max_abs_nll_diff_vs_recipe"] < 1e-4  # same losses at the same positions, fp32 on CPU
+    sel = results[-1]
+    assert sel["kept"] == round(0.6 * sel["tokens"]) and sel["bytes_per_score"] <= 4.0
+    assert json.loads((tmp_path / "speed.json").read_text())["results"][0]["work"] == "score"
+    assert "| tiny | train | project[torch] |" in capsys.readouterr().out
+
+
+def test_recipe_selection_counts_response_tokens_only():
+    samples = sft_samples("tiny", 12)
+    losses = [[1.0] * recipe.ROW for _ in samples.ids]
+    assert recipe.select(losses, losses, samples, 0.5) == int(samples.labelled() * 0.5)
+
+
+def test_samples_and_flops_are_what_the_table_assumes():
+    samples = sft_samples("1b", 500)
+    assert 32 <= samples.lengths.min() and samples.lengths.max() <= 2048 and 250 < np.median(samples.lengths) < 450
+    assert all(y[0] == IGNORE and (y != IGNORE).any() for y in samples.labels)
+    kept = keep_share(samples, 0.6)
+    assert abs(kept.labelled() / samples.labelled() - 0.6) < 0.02
+    # 1B Llama: about 2 x 1.0e9 matmul FLOPs per token in the decoder, 2 x 0.26e9 per head position
+    per_token = forward_flops("1b", [1], 0) / 1
+    assert 1.9e9 < per_token < 2.0e9 and forward_flops("1b", [1], 1) - per_token == 2 * 2048 * 128256

@@ -1,0 +1,169 @@
+"""`tokenclean compare`: the methods table from real DVC experiments, the ablation, the queued grid."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cli.main import main as cli
+from tokenclean.comparison import Run, experiment_grid, method_metrics
+from tokenclean.config import CompareCfg, MethodCfg
+
+PARAMS = """\
+seed: 0
+select: {strategy: global, data_prop: 0.6, seed: 0}
+evaluate: {lm_eval: {tasks: [t_b, t_a]}}
+evolve:
+  select: {strategy: global, data_prop: 0.6, seed: 0}
+  rounds:
+    r0: {prev: base, data: x}
+    r1: {prev: r0, data: x}
+compare: {seeds: [0, 1], ablation: [0.3, 0.6]}
+"""
+
+# Metrics as a known function of the params, so every cell of the table can be worked out by hand.
+STAGE = """\
+import json, os, yaml
+p = yaml.safe_load(open("params.yaml"))
+seed, share = p["seed"], p["select"]["data_prop"]
+t_a = {"full": 0.5, "global": 0.6}[p["select"]["strategy"]] + 0.1 * seed + (share - 0.6)
+def dump(path, m):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    json.dump(m, open(path, "w"))
+dump("out/evaluate/metrics.json", {"lm_eval/t_a/acc": t_a, "lm_eval/t_b/acc": 0.2 + 0.1 * seed,
+                                   "lm_eval/t_b/acc_norm": 0.9, "accuracy": 0.05})
+dump("out/evolve/r0/evaluate/metrics.json", {"lm_eval/t_a/acc": 0.0, "lm_eval/t_b/acc": 0.0})
+dump("out/evolve/r1/evaluate/metrics.json", {"lm_eval/t_a/acc": t_a + 0.1, "lm_eval/t_b/acc": 0.4 + 0.1 * seed})
+dump("out/evolve_summary/rounds.json", [{"name": "r0"}, {"name": "r1", "lm_eval/t_a/acc": 0.125}])
+"""
+
+DVC_YAML = """\
+stages:
+  run:
+    cmd: python stage.py
+    deps: [stage.py]
+    params: [seed, select, evolve, evaluate]
+    outs: [out/evolve_summary/rounds.json]
+    metrics:
+      - out/evaluate/metrics.json: {cache: false}
+      - out/evolve/r0/evaluate/metrics.json: {cache: false}
+      - out/evolve/r1/evaluate/metrics.json: {cache: false}
+"""
+
+EXPERIMENTS = {  # two seeds of full-token training; the global run at 0.6 and at 0.3
+    # (-S edits the workspace's params.yaml, which the next run starts from: each sets what it changes back)
+    "full_token-s0": ["select.strategy=full", "seed=0"],
+    "full-s1": ["select.strategy=full", "seed=1"],
+    "global-s0": ["select.strategy=global", "seed=0"],
+    "global-p03-s0": ["select.strategy=global", "seed=0", "select.data_prop=0.3", "evolve.select.data_prop=0.3"],
+}
+
+TABLE = """\
+| Method | t_b | t_a | accuracy | Average | Seeds |
+|---|---:|---:|---:|---:|---:|
+| full_token | 25.00 ± 7.07 | 55.00 ± 7.07 | 0.050 ± 0.000 | 40.00 ± 7.07 | 2 |
+| random |  |  |  |  | 0 |
+| per_sample |  |  |  |  | 0 |
+| fixed_model | 20.00 | 60.00 | 0.050 | 40.00 | 1 |
+| self_evolving | **40.00** | **70.00** |  | **55.00** | 1 |
+"""
+
+
+def sh(cmd: list[str], cwd: Path) -> str:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, f"{cmd}:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    work = tmp_path_factory.mktemp("compare_repo")
+    for name, text in (("params.yaml", PARAMS), ("stage.py", STAGE), ("dvc.yaml", DVC_YAML)):
+        (work / name).write_text(text)
+    sh(["git", "init", "-q"], work)
+    sh(["dvc", "init", "-q"], work)
+    sh(["git", "add", "-A"], work)
+    sh(["git", "commit", "-qm", "init"], work)
+    for name, sets in EXPERIMENTS.items():
+        sh(["dvc", "exp", "run", "-q", "-n", name, *[a for s in sets for a in ("-S", s)]], work)
+    return work
+
+
+@pytest.mark.slow  # four DVC experiments in a temporary repository (seconds)
+def test_table_of_two_experiments_per_method_is_exact(repo, capsys):
+    assert cli(["compare", "--repo", str(repo), "--extra", "accuracy"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith(TABLE)
+    assert "note: fixed_model: 1 of 2 seeds" in printed and "note: 4 runs;" in printed
+    assert (repo / "results" / "compare.md").read_text() == TABLE
+    rows = {r["method"]: r for r in csv.DictReader(open(repo / "results" / "compare.csv"))}
+    assert float(rows["full_token"]["t_a_mean"]) == pytest.approx(0.55)
+    assert float(rows["full_token"]["Average_std"]) == pytest.approx(0.1 / 2**0.5)
+    assert rows["full_token"]["seeds"] == "0 1" and rows["random"]["t_a_mean"] == ""
+
+
+@pytest.mark.slow
+def test_ablation_csv_is_the_average_against_data_prop(repo, capsys):
+    cli(["compare", "--repo", str(repo)])
+    rows = list(csv.DictReader(open(repo / "results" / "ablation.csv")))
+    assert [r["data_prop"] for r in rows] == ["0.3", "0.6"]
+    got = [(float(r["fixed_model"]), float(r["self_evolving"])) for r in rows]
+    # 0.3: t_a drops by 0.3 for the fixed model (mean of 0.3 and 0.2), the last round adds 0.1 to it
+    assert got == [pytest.approx((0.25, 0.4)), pytest.approx((0.4, 0.55))]
+    assert [r["fixed_model_seeds"] for r in rows] == ["1", "1"]
+
+
+@pytest.mark.slow
+def test_named_experiments_only(repo, capsys):
+    cli(["compare", "--repo", str(repo), "full_token-s0", "global-s0", "--out", "named"])
+    table = (repo / "named" / "compare.md").read_text()
+    assert "| full_token | 20.00 | 50.00 | 35.00 | 1 |" in table
+
+
+@pytest.mark.slow
+def test_queue_dry_run_lists_the_missing_grid(repo, capsys):
+    assert cli(["compare", "--repo", str(repo), "--queue", "--dry-run"]) == 0
+    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("dvc exp run --queue")]
+    grid = experiment_grid(CompareCfg(seeds=[0, 1], ablation=[0.3, 0.6]))
+    assert len(grid) == 10 and len(lines) == 9  # 4 method groups x 2 seeds + 0.3 x 2 seeds; one exists already
+    assert not any("-n full_token-s0 " in x for x in lines)
+    assert ("dvc exp run --queue -n fixed_model+self_evolving-p0.3-s1 -S select.strategy=global "
+            "-S evolve.select.strategy=global -S select.data_prop=0.3 -S evolve.select.data_prop=0.3 "
+            "-S seed=1 -S select.seed=1 -S evolve.select.seed=1") in lines
+
+
+def test_grid_merges_only_methods_whose_params_contain_each_other():
+    cfg = CompareCfg(seeds=[0], ablation=[0.5], methods={
+        "a": MethodCfg(set={"x": 1}), "b": MethodCfg(set={"y": 2}), "c": MethodCfg(set={"x": 1, "z": 3})},
+        ablation_methods=["a"], seed_params=["seed"], ablation_params=["p"])
+    assert experiment_grid(cfg) == [("a+c-s0", {"x": 1, "z": 3, "p": 0.6, "seed": 0}),
+                                    ("b-s0", {"y": 2, "p": 0.6, "seed": 0}),
+                                    ("a-p0.5-s0", {"x": 1, "p": 0.5, "seed": 0})]
+
+
+def test_self_evolving_reads_the_last_round_then_the_summary():
+    params = {"evolve.rounds.r0.prev": "base", "evolve.rounds.r1.prev": "r0", "evolve.rounds.r2.prev": "r1"}
+    files = {"out/evolve/r0/evaluate/metrics.json": {"m": 0.0}, "out/evolve/r1/evaluate/metrics.json": {"m": 1.0}}
+    assert method_metrics(Run("x", params, files), "evolve") == {"m": 1.0}  # r2 has not run: r1 is the last
+    summary = [{"name": "r0", "m": 0.5}, {"name": "r1", "metrics": {"m": 0.75}}]
+    assert method_metrics(Run("x", params, {}, rounds=summary), "evolve") == {"m": 0.75}
+    assert method_metrics(Run("x", params, {}, rounds=[{"name": "r0", "m": 0.5}]), "evolve") == {"m": 0.5}
+    assert method_metrics(Run("x", params, {}), "evolve") is None
+
+
+@pytest.mark.slow
+def test_summary_is_read_from_the_experiment_when_rounds_are_not_metrics(repo):
+    from cli.compare import runs_from_exp_show, with_rounds
+
+    show = json.loads(sh(["dvc", "exp", "show", "--json"], repo))
+    run = next(r for r in runs_from_exp_show(show, ["global-s0"]))
+    bare = Run(run.name, run.params, {"out/evaluate/metrics.json": run.metrics["out/evaluate/metrics.json"]}, rev=run.rev)
+    assert method_metrics(with_rounds(bare, repo), "evolve") == {"lm_eval/t_a/acc": 0.125}

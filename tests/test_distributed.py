@@ -1,0 +1,92 @@
+"""Data-parallel stages on 2 CPU processes (gloo) give what one process gives, gathered in sample order."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from tasks import score as score_stage, train as train_stage
+from tasks.dataset import load_rows
+from tests.conftest import write_tiny_params
+from tokenclean import columns as C, distributed
+from tokenclean.config import parse_params
+
+
+@pytest.fixture
+def run_dir(tiny_run, tmp_path):
+    """A copy of the tiny run's inputs, so the stages below write their own outputs."""
+    for part in ("base", "prepare", "warmup", "select"):
+        shutil.copytree(tiny_run / "out" / part, tmp_path / "out" / part)
+    return tmp_path
+
+
+def stage_cli(stage: str, cwd, params_path) -> None:
+    """``python -m tasks.<stage>``, which re-runs itself under accelerate launch on 2 processes."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", f"tasks.{stage}", "--params", str(params_path)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"running tasks.{stage} on 2 processes" in done.stderr
+
+
+def adapter_weights(path) -> dict:
+    return load_file(path / "adapter_model.safetensors")
+
+
+def in_process(stage, cwd, params_path):
+    """The same stage on one process and one thread, seeded as its command line seeds it."""
+    params = parse_params(yaml.safe_load(params_path.read_text()))
+    threads, old = torch.get_num_threads(), os.getcwd()
+    torch.set_num_threads(1)
+    os.chdir(cwd)
+    try:
+        torch.manual_seed(params.seed)
+        stage.run(params.model_copy(update={"compute": params.compute.model_copy(update={"processes": 1})}))
+    finally:
+        os.chdir(old)
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.slow
+def test_score_stage_on_two_processes_gives_the_one_process_scores(run_dir):
+    params_path = write_tiny_params(run_dir / "params.yaml", compute={"processes": 2})
+    stage_cli("score", run_dir, params_path)
+    two = load_rows(run_dir / "out" / "score" / "scores.parquet", (C.SAMPLE_ID, C.LOSS_BASE, C.LOSS_REF, C.SCORES))
+    in_process(score_stage, run_dir, params_path)
+    one = load_rows(run_dir / "out" / "score" / "scores.parquet", (C.SAMPLE_ID, C.LOSS_BASE, C.LOSS_REF, C.SCORES))
+    assert two[C.SAMPLE_ID] == one[C.SAMPLE_ID] == load_rows(run_dir / "out" / "prepare" / "pool.parquet")[C.SAMPLE_ID]
+    for column in (C.LOSS_BASE, C.LOSS_REF, C.SCORES):
+        for a, b in zip(two[column], one[column]):
+            np.testing.assert_array_equal(a, b)  # each sample scored in the same batch as on one process
+
+
+@pytest.mark.slow
+def test_train_stage_on_two_processes_ends_with_the_one_process_weights(run_dir):
+    params_path = write_tiny_params(run_dir / "params.yaml", compute={"processes": 2},
+                                    train={"method": "lora", "epochs": 2, "batch_tokens": 256, "lora_r": 4, "grad_accum": 2})
+    stage_cli("train", run_dir, params_path)
+    two = adapter_weights(run_dir / "out" / "train" / "model")
+    in_process(train_stage, run_dir, params_path)
+    one = adapter_weights(run_dir / "out" / "train" / "model")
+    assert two.keys() == one.keys() and two
+    for name in one:
+        torch.testing.assert_close(two[name], one[name], atol=1e-7, rtol=1e-6)
+
+
+def test_several_processes_need_a_stage_command():
+    with pytest.raises(ValueError, match="needs a stage command"):
+        distributed.launch(2)
+    distributed.launch(1)  # one process: nothing to do
+
+
+def test_gather_puts_results_in_order_and_misses_nothing():
+    assert distributed.gather({1: "b", 0: "a"}, 2) == ["a", "b"]
+    with pytest.raises(RuntimeError, match="computed by no process"):
+        distributed.gather({0: "a"}, 2)
+    assert distributed.share(list(range(5))) == list(range(5)) and distributed.world_size() == 1

@@ -1,0 +1,131 @@
+"""The Prefect flows on the tiny config, under one session-scoped prefect_test_harness.
+
+token_cleaning must leave exactly the dvc.lock that `dvc repro` leaves; retrain turns inbox
+files into a promoted, tagged, pushed round, does nothing without new data, and rolls a
+failing round back.
+"""
+
+import json
+
+import pytest
+import yaml
+
+from tests.repos import commit_all, make_repo, sh
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def flow_run(tmp_path_factory, prefect_harness):
+    from flows.token_cleaning import token_cleaning
+
+    repo = make_repo(tmp_path_factory.mktemp("flow_repo"))
+    twin = make_repo(tmp_path_factory.mktemp("repro_repo"))  # the same checkout, for `dvc repro`
+    return repo, token_cleaning(repo=str(repo)), twin
+
+
+def test_flow_leaves_the_dvc_lock_that_dvc_repro_leaves(flow_run):
+    repo, result, twin = flow_run
+    sh("dvc repro", twin)
+    assert (repo / "dvc.lock").read_text() == (twin / "dvc.lock").read_text()
+    assert len(result["ran"]) == len(yaml.safe_load((repo / "dvc.lock").read_text())["stages"])
+    for metrics in ("out/evaluate/metrics.json", "out/evolve/r2/evaluate/metrics.json", "out/evolve_summary/rounds.csv"):
+        assert (repo / metrics).read_text() == (twin / metrics).read_text()
+
+
+def test_flow_rerun_runs_nothing(flow_run, prefect_harness):
+    from flows.token_cleaning import token_cleaning
+
+    assert token_cleaning(repo=str(flow_run[0]))["ran"] == []
+
+
+def test_each_round_publishes_an_artifact_with_its_lock_hashes(flow_run):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    repo, result, _ = flow_run
+    assert [r["round"] for r in result["rounds"]] == ["fixed", "r0", "r1", "r2"]
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    r1 = next(r for r in result["rounds"] if r["round"] == "r1")
+    assert r1["mask_md5"] == next(o["md5"] for o in lock["evolve_select@r1"]["outs"] if o["path"].endswith("keep.parquet"))
+    with get_client(sync_client=True) as client:
+        arts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["round-r1"])))
+    assert arts and r1["mask_md5"] in arts[0].data and "share kept" in arts[0].data
+
+
+@pytest.fixture(scope="module")
+def retrain_repo(flow_run, tmp_path_factory):
+    repo = flow_run[0]
+    remote = tmp_path_factory.mktemp("remote")
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["retrain"].update(remote=str(remote), tolerance=100.0)  # promotion is tested here, regression below
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    sh("dvc repro", repo)  # retrain params are read by no stage: nothing runs
+    commit_all(repo, "baseline")
+    return repo, remote
+
+
+def state(repo) -> tuple[str, str, str, str]:
+    return (sh("git rev-parse HEAD", repo), sh("git tag", repo), (repo / "params.yaml").read_text(),
+            (repo / "dvc.lock").read_text())
+
+
+def new_samples(repo, n=12) -> str:
+    lines = (repo / "out/generate/pool.jsonl").read_text().splitlines()[:n]
+    return "\n".join(json.dumps({**json.loads(x), "id": f"new-{i}"}) for i, x in enumerate(lines)) + "\n"
+
+
+def test_retrain_without_new_data_changes_nothing(retrain_repo, prefect_harness):
+    from flows.retrain import retrain
+
+    repo, remote = retrain_repo
+    before = state(repo)
+    assert retrain(repo=str(repo)) == {"status": "no new data"}
+    assert state(repo) == before and not any(remote.iterdir())
+
+
+def test_new_inbox_files_become_a_promoted_round(retrain_repo, prefect_harness):
+    from flows.retrain import retrain
+
+    repo, remote = retrain_repo
+    (repo / "inbox").mkdir()
+    (repo / "inbox/batch-1.jsonl").write_text(new_samples(repo))
+    result = retrain(repo=str(repo))
+    assert result["status"] == "promoted" and result["round"] == "r3"
+    assert "round-r3" in sh("git tag", repo) and sh("git status --porcelain -- params.yaml dvc.lock", repo) == ""
+    assert yaml.safe_load((repo / "params.yaml").read_text())["evolve"]["rounds"]["r3"] == {"prev": "r2", "data": "rounds/r3"}
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    assert {"evolve_data@r3", "evolve_train@r3", "evolve_evaluate@r3"} <= set(lock)
+    model_md5 = lock["evolve_train@r3"]["outs"][0]["md5"]
+    assert (remote / "files/md5" / model_md5[:2] / model_md5[2:]).exists(), "the new checkpoint is in the remote"
+    assert list((repo / "inbox").iterdir()) == [] and (repo / "rounds/r3/batch-1.jsonl").exists()
+    assert "r3" in (repo / "out/evolve_summary/rounds.csv").read_text()
+
+
+def test_a_failing_round_is_rolled_back_and_its_files_parked(retrain_repo, prefect_harness):
+    from flows.retrain import retrain
+
+    repo, _ = retrain_repo
+    before = state(repo)
+    bad = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "  "}]}
+    (repo / "inbox/bad.jsonl").write_text(json.dumps(bad) + "\n")
+    with pytest.raises(Exception, match="empty assistant turn"):
+        retrain(repo=str(repo))
+    assert state(repo) == before
+    assert (repo / "inbox/rejected/r4/bad.jsonl").exists() and not (repo / "out/evolve/r4").exists()
+    assert sh("dvc status", repo).strip().endswith("Data and pipelines are up to date.")
+
+
+def test_regression_past_the_tolerance_is_refused(tmp_path):
+    from flows.retrain import Regression, check_regression
+    from tokenclean.config import RetrainCfg
+
+    for name, loss in (("r0", 1.0), ("r1", 1.2)):
+        (tmp_path / f"out/evolve/{name}/evaluate").mkdir(parents=True)
+        (tmp_path / f"out/evolve/{name}/evaluate/metrics.json").write_text(json.dumps({"eval_loss": loss, "accuracy": loss / 2}))
+    assert check_regression(tmp_path, RetrainCfg(tolerance=0.25), "r1", "r0")["eval_loss"] == 1.2
+    with pytest.raises(Regression, match="eval_loss 1.2000 against 1.0000"):
+        check_regression(tmp_path, RetrainCfg(tolerance=0.1), "r1", "r0")
+    assert check_regression(tmp_path, RetrainCfg(metric="accuracy", mode="max", tolerance=0.0), "r1", "r0")
+    with pytest.raises(Regression):
+        check_regression(tmp_path, RetrainCfg(metric="accuracy", mode="max", tolerance=0.0), "r0", "r1")
