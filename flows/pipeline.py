@@ -1,7 +1,9 @@
 """The DVC side of the flows: which stages exist, in what order, running one, reading dvc.lock.
 
 DVC owns staleness and caching: a flow asks DVC to reproduce one stage at a time, and DVC
-skips it when nothing it depends on changed. No Prefect here, so this is testable alone.
+skips it when nothing it depends on changed. A :class:`Pipeline` holds DVC's repository lock
+for as long as it is open, so no `dvc repro` or other flow can slip a stage in between two of
+ours; they fail at once instead. No Prefect here, so this is testable alone.
 """
 
 from __future__ import annotations
@@ -14,21 +16,17 @@ from pathlib import Path
 
 import yaml
 from dvc.exceptions import ReproductionError
-from dvc.repo import Repo
+from dvc.lock import LockError
+from dvc.repo import Repo, lock_repo
 from dvc.repo.reproduce import collect_stages, get_active_graph, plan_repro
 
 
-@contextlib.contextmanager
-def _repo(root: Path):
-    old, path = Path.cwd(), os.environ.get("PATH", "")
-    os.chdir(root)  # stage commands run from the repository root, like `dvc repro`
-    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{path}"  # ... and with this environment's python
-    try:
-        with Repo(str(root)) as repo:
-            yield repo
-    finally:
-        os.chdir(old)
-        os.environ["PATH"] = path
+class StageFailed(RuntimeError):
+    """A stage's command failed; the message ends with what the stage printed."""
+
+
+class Busy(RuntimeError):
+    """Another DVC command or flow holds the repository."""
 
 
 def round_of(stage: str) -> str | None:
@@ -36,19 +34,51 @@ def round_of(stage: str) -> str | None:
     return stage.split("@", 1)[1] if "@" in stage else None
 
 
-def stage_order(root: Path, targets: list[str] | None = None) -> list[str]:
-    """Stages (all, or those the targets need), upstream first, in exactly the order `dvc repro` takes.
+class Pipeline:
+    """One DVC repository, locked while open; stage commands run from its root with this python."""
 
-    The same order matters: dvc.lock lists stages in the order they first ran, so any other
-    order would leave a different (if equivalent) dvc.lock.
-    """
-    with _repo(root) as repo:
-        stages = collect_stages(repo, targets or ["dvc.yaml"])
-        return [s.addressing for s in plan_repro(get_active_graph(repo.index.graph), stages)]
+    def __init__(self, root: Path):
+        self.root = Path(root).resolve()
+        self._stack = contextlib.ExitStack()
 
+    def __enter__(self) -> Pipeline:
+        old, path = Path.cwd(), os.environ.get("PATH", "")
+        os.chdir(self.root)
+        os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{path}"
+        self._stack.callback(os.chdir, old)
+        self._stack.callback(os.environ.__setitem__, "PATH", path)
+        self.repo = self._stack.enter_context(Repo(str(self.root)))
+        try:
+            self._stack.enter_context(lock_repo(self.repo))
+        except LockError:
+            self._stack.close()
+            raise Busy(f"{self.root} is in use by another `dvc repro` or flow run; wait for it to end, "
+                       "then run again (nothing was changed)") from None
+        return self
 
-class StageFailed(RuntimeError):
-    """A stage's command failed; the message ends with what the stage printed."""
+    def __exit__(self, *exc) -> None:
+        self._stack.close()
+
+    def stage_order(self, targets: list[str] | None = None) -> list[str]:
+        """Stages (all, or those the targets need), upstream first, in exactly the order `dvc repro` takes.
+
+        The same order matters: dvc.lock lists stages in the order they first ran, so any other
+        order would leave a different (if equivalent) dvc.lock.
+        """
+        stages = collect_stages(self.repo, targets or ["dvc.yaml"])
+        return [s.addressing for s in plan_repro(get_active_graph(self.repo.index.graph), stages)]
+
+    def repro(self, stage: str) -> bool:
+        """Reproduce one stage if DVC finds it changed; True if it ran."""
+        with tee_stderr() as tail:
+            try:
+                ran = bool(self.repo.reproduce(stage, single_item=True))
+            except ReproductionError as err:
+                said = tail.decode(errors="replace").strip().splitlines()[-8:]
+                raise StageFailed(f"stage '{stage}' failed in {self.root}:\n" + "\n".join(said)) from err
+            finally:
+                self.repo._reset()  # dvc.lock changed: forget the cached index before the next stage
+        return ran
 
 
 @contextlib.contextmanager
@@ -75,16 +105,6 @@ def tee_stderr(keep: int = 4000):
         thread.join()
         os.close(read_end)
         os.close(saved)
-
-
-def repro(root: Path, stage: str) -> bool:
-    """Reproduce one stage if DVC finds it changed; True if it ran."""
-    with _repo(root) as repo, tee_stderr() as tail:
-        try:
-            return bool(repo.reproduce(stage, single_item=True))
-        except ReproductionError as err:
-            said = tail.decode(errors="replace").strip().splitlines()[-8:]
-            raise StageFailed(f"stage '{stage}' failed in {root}:\n" + "\n".join(said)) from err
 
 
 def lock_hashes(root: Path, stage: str) -> dict[str, str]:

@@ -21,14 +21,14 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.pipeline import lock_hashes, repro, round_of, stage_order
+from flows.pipeline import Pipeline, lock_hashes, round_of
 from tokenclean.config import load_params
 from tokenclean.report_summary import summary_markdown
 
 
 @task(cache_policy=NO_CACHE, persist_result=False)
-def run_stage(root: Path, stage: str) -> bool:
-    ran = repro(root, stage)
+def run_stage(pipeline: Pipeline, stage: str) -> bool:
+    ran = pipeline.repro(stage)
     get_run_logger().info("%s: %s", stage, "ran" if ran else "up to date, skipped")
     return ran
 
@@ -70,14 +70,15 @@ def token_cleaning(repo: str = ".", targets: list[str] | None = None) -> dict:
     params = load_params(root / "params.yaml")
     stage_task = run_stage.with_options(retries=params.flows.retries, retry_delay_seconds=params.flows.retry_delay_s)
     ran, reports = [], []
-    for stage in stage_order(root, targets):
-        if stage_task.with_options(task_run_name=stage)(root, stage):
-            ran.append(stage)
-        if stage == "evaluate" or stage.startswith("evolve_evaluate@"):
-            reports.append(round_report(root, stage))
-            publish(reports[-1])
-        if stage == "report":
-            publish_audit(root)
+    with Pipeline(root) as pipeline:  # holds DVC's lock: nothing else runs stages here meanwhile
+        for stage in pipeline.stage_order(targets):
+            if stage_task.with_options(task_run_name=stage)(pipeline, stage):
+                ran.append(stage)
+            if stage == "evaluate" or stage.startswith("evolve_evaluate@"):
+                reports.append(round_report(root, stage))
+                publish(reports[-1])
+            if stage == "report":
+                publish_audit(root)
     get_run_logger().info("ran %d stages: %s", len(ran), ran or "none (all up to date)")
     return {"ran": ran, "rounds": reports}
 
