@@ -23,6 +23,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.pipeline import Pipeline, lock_hashes, round_of
 from tokenclean.config import load_params
+from tokenclean.markdown import markdown_table
 from tokenclean.report_summary import summary_markdown
 
 
@@ -51,9 +52,9 @@ def publish(report: dict) -> None:
     rows = [("tokens kept", f"{report['tokens_kept']} of {report['tokens']}"), ("share kept", f"{report['kept_share']:.4f}")]
     rows += [(k, f"{v:.4f}" if isinstance(v, float) else str(v)) for k, v in {**report["select"], **report["evaluate"]}.items()]
     rows += [("mask md5 (dvc.lock)", f"`{report['mask_md5']}`"), ("checkpoint md5 (dvc.lock)", f"`{report['checkpoint_md5']}`")]
-    table = "\n".join(["| | |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows])
+    table = markdown_table(["", ""], rows)
     key = re.sub(r"[^a-z0-9-]+", "-", f"round-{report['round']}".lower())
-    create_markdown_artifact(f"## Round {report['round']}\n\n{table}\n", key=key, description=f"token cleaning, round {report['round']}")
+    create_markdown_artifact(f"## Round {report['round']}\n\n{table}", key=key, description=f"token cleaning, round {report['round']}")
 
 
 def publish_audit(root: Path) -> None:

@@ -10,6 +10,7 @@ from tasks.rounds import EVOLVE, round_paths
 from tasks.stage import OUT, log, stage_main
 from tokenclean.config import Params
 from tokenclean.io import atomic_path, read_json, write_json
+from tokenclean.markdown import markdown_table
 
 COLUMNS = ("round", "name", "prev", "samples", "tokens", "tokens_kept", "kept_share", "answer_kept",
            "boilerplate_dropped", "noise_dropped", "score_auc", "train_loss", "eval_loss", "accuracy")
@@ -35,8 +36,7 @@ def to_csv(rows: list[dict]) -> str:
 def to_markdown(rows: list[dict]) -> str:
     cols = [c for c in COLUMNS if c != "prev" and any(r.get(c) is not None for r in rows)]
     fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else ("" if v is None else str(v))  # noqa: E731
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    return "\n".join(lines + ["| " + " | ".join(fmt(r.get(c)) for c in cols) + " |" for r in rows]) + "\n"
+    return markdown_table(cols, [[fmt(r.get(c)) for c in cols] for r in rows])
 
 
 def run(params: Params, out=OUT / "evolve_summary", evolve=EVOLVE) -> None:

@@ -5,6 +5,8 @@ The Markdown is what a Prefect artifact shows next to the link to the full HTML 
 
 from __future__ import annotations
 
+from tokenclean.markdown import markdown_table
+
 HEADLINE = ("round", "samples", "tokens", "kept", "kept_share", "samples_zero_kept")
 
 
@@ -22,8 +24,7 @@ def summary_markdown(summary: dict) -> str:
     head = ["round", "samples", "tokens", "kept share", "samples with none kept", *(k.replace("_", " ") for k in kinds)]
     rows = [[r["round"], f"{r['samples']:,}", f"{r['tokens']:,}", _pct(r["kept_share"]), f"{r['samples_zero_kept']:,}",
              *(_pct(r.get(k)) for k in kinds)] for r in rounds]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in rows]
-    return f"Token audit: `{summary['report']}`\n\n" + "\n".join(lines) + "\n"
+    return f"Token audit: `{summary['report']}`\n\n" + markdown_table(head, rows)
 
 
 def _pct(x) -> str:
