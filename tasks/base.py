@@ -22,14 +22,14 @@ def pretrain_tiny(params: Params, corpus: Path):
     tok = train_tokenizer((" ".join(m["content"] for m in c) for c in chats), params.base.vocab_size)
     docs = [np.asarray(tok(render_text(tok, c), add_special_tokens=False)["input_ids"], np.int32) for c in chats]
     labels = [np.r_[IGNORE, d[1:]].astype(np.int32) for d in docs]  # whole documents are learned
-    torch.manual_seed(params.seed)
+    torch.manual_seed(params.base.seed)
     model = tiny_llama(tok, params.base)
     n_tokens = sum(len(d) for d in docs)
     cfg = FinetuneCfg(method="full", lr=params.base.lr, batch_tokens=params.base.batch_tokens,
                       epochs=params.base.steps * params.base.batch_tokens / n_tokens, weight_decay=0.01)
     log.info("pretraining %.2fM parameters on %d tokens for %.1f epochs",
              sum(p.numel() for p in model.parameters()) / 1e6, n_tokens, cfg.epochs)
-    stats = train(model, docs, labels, cfg, tok.pad_token_id, params.seed, desc="pretrain")
+    stats = train(model, docs, labels, cfg, tok.pad_token_id, params.base.seed, desc="pretrain")
     return model, tok, stats
 
 

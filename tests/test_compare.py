@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cli.main import main as cli
-from tokenclean.comparison import Run, experiment_grid, method_metrics
+from tokenclean.comparison import Run, ablation, experiment_grid, main_table, method_metrics
 from tokenclean.config import CompareCfg, MethodCfg
 
 PARAMS = """\
@@ -167,3 +167,14 @@ def test_summary_is_read_from_the_experiment_when_rounds_are_not_metrics(repo):
     run = next(r for r in runs_from_exp_show(show, ["global-s0"]))
     bare = Run(run.name, run.params, {"out/evaluate/metrics.json": run.metrics["out/evaluate/metrics.json"]}, rev=run.rev)
     assert method_metrics(with_rounds(bare, repo), "evolve") == {"lm_eval/t_a/acc": 0.125}
+
+
+def test_ablation_seeds_thin_only_the_ablation_grid_and_its_rows():
+    cfg = CompareCfg(seeds=[0, 1], ablation=[0.3, 0.6], ablation_seeds=[1], methods={"a": MethodCfg(set={"x": 1})},
+                     ablation_methods=["a"], seed_params=["seed"], ablation_params=["p"])
+    assert [name for name, _ in experiment_grid(cfg)] == ["a-s0", "a-s1", "a-p0.3-s1"]
+    runs = [Run(f"r{seed}", {"x": 1, "p": 0.6, "seed": seed}, {"out/evaluate/metrics.json": {"lm_eval/t/acc": seed}})
+            for seed in (0, 1)]
+    [row] = ablation(runs, cfg.model_copy(update={"ablation": [0.6]}))
+    assert (row["a"], row["a_seeds"]) == (1, 1)  # only seed 1 counts, though the table has both
+    assert main_table(runs, cfg).cells["a"]["t"][2] == 2

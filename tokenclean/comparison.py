@@ -87,17 +87,18 @@ def mean_std(values: list[float]) -> tuple[float, float | None]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
 
 
-def method_runs(runs: list[Run], method, cfg, data_prop: float, extra: tuple[str, ...] = ()) -> tuple[dict, list[str]]:
+def method_runs(runs: list[Run], method, cfg, data_prop: float, extra: tuple[str, ...] = (),
+                seeds: list[int] | None = None) -> tuple[dict, list[str]]:
     """Seed -> {column: value} of the runs of ``method`` at token share ``data_prop``, and notes.
 
     A run belongs to the method when it has the method's params and every ablation param it
-    has equals ``data_prop``; only the seeds in ``cfg.seeds`` count, the first run of a seed wins.
+    has equals ``data_prop``; only ``seeds`` (default ``cfg.seeds``) count, the first run of a seed wins.
     """
-    found, notes = {}, []
+    found, notes, seeds = {}, [], cfg.seeds if seeds is None else seeds
     for run in runs:
         seed = run.params.get(cfg.seed_params[0])
         at_share = all(same(run.params[k], data_prop) for k in cfg.ablation_params if k in run.params)
-        if not (has(run, method.set) and at_share) or not any(same(seed, s) for s in cfg.seeds):
+        if not (has(run, method.set) and at_share) or not any(same(seed, s) for s in seeds):
             continue
         metrics = method_metrics(run, method.metrics)
         if metrics is None:
@@ -158,7 +159,8 @@ def ablation(runs: list[Run], cfg, key: str = AVERAGE) -> list[dict]:
     for share in cfg.ablation:
         row: dict[str, Any] = {"data_prop": share}
         for name in cfg.ablation_methods:
-            per_seed, _ = method_runs(runs, cfg.methods[name], cfg, share, extra=(key,) if key != AVERAGE else ())
+            per_seed, _ = method_runs(runs, cfg.methods[name], cfg, share, (key,) if key != AVERAGE else (),
+                                      cfg.ablation_seed_list)
             tasks = sorted({k for v in per_seed.values() for k in v} - {key})
             values = [v[key] for v in with_average(per_seed, tasks).values() if key in v]
             mean, std = mean_std(values) if values else (None, None)
@@ -221,12 +223,14 @@ def _method_groups(cfg, names: list[str]) -> list[tuple[list[str], dict]]:
 
 def experiment_grid(cfg) -> list[tuple[str, dict]]:
     """(name, params) of every experiment the comparison needs: the methods at ``cfg.data_prop``
-    and the ablation methods at each share, once per seed; identical params are queued once."""
+    and the ablation methods at each share, once per seed (its ``ablation_seeds``); identical params
+    are queued once."""
     specs, seen = [], set()
-    plan = [(g, cfg.data_prop, "") for g in _method_groups(cfg, list(cfg.methods))]
-    plan += [(g, share, f"-p{share:g}") for share in cfg.ablation for g in _method_groups(cfg, cfg.ablation_methods)]
-    for (members, params), share, tag in plan:
-        for seed in cfg.seeds:
+    plan = [(g, cfg.data_prop, "", cfg.seeds) for g in _method_groups(cfg, list(cfg.methods))]
+    plan += [(g, share, f"-p{share:g}", cfg.ablation_seed_list)
+             for share in cfg.ablation for g in _method_groups(cfg, cfg.ablation_methods)]
+    for (members, params), share, tag, seeds in plan:
+        for seed in seeds:
             full = {**params, **{k: share for k in cfg.ablation_params}, **{k: seed for k in cfg.seed_params}}
             key = frozenset((k, str(v)) for k, v in full.items())
             if key not in seen:

@@ -56,6 +56,9 @@ class BaseCfg(Strict):
     steps: int = 400
     batch_tokens: int = 8192
     lr: float = 3e-3
+    # its own seed, not the top-level one: the built-in base stands for a pretrained checkpoint, so
+    # repeating an experiment over seeds varies fine-tuning and selection, not pretraining (as in the paper)
+    seed: int = 0
 
 
 class FinetuneCfg(Strict):
@@ -218,6 +221,7 @@ class CompareCfg(Strict):
     ablation: list[float] = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]  # token shares of the ablation
     ablation_params: list[str] = ["select.data_prop", "evolve.select.data_prop"]  # all set to the share
     ablation_methods: list[str] = ["fixed_model", "self_evolving"]
+    ablation_seeds: list[int] | None = Field(None, min_length=1)  # seeds of the ablation runs; None: seeds
     metric: str = "acc"  # the lm-eval metric shown for each task
 
     @model_validator(mode="after")
@@ -226,6 +230,10 @@ class CompareCfg(Strict):
         if unknown:
             raise ValueError(f"ablation_methods {unknown} are not in methods {list(self.methods)}")
         return self
+
+    @property
+    def ablation_seed_list(self) -> list[int]:
+        return self.seeds if self.ablation_seeds is None else self.ablation_seeds
 
 
 class Params(Strict):
