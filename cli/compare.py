@@ -6,8 +6,8 @@
     tokenclean compare --queue --dry-run  # print the `dvc exp run --queue` commands only
 
 Methods, seeds and the ablation come from the ``compare`` section of params (tokenclean/config.py).
-Writes ``<out>/compare.md`` and ``compare.csv`` (methods by tasks, mean ± std over seeds) and
-``<out>/ablation.csv`` (the metric against data_prop, for a DVC plot).
+Writes ``<out>/compare.md`` and ``compare.csv`` (methods by tasks, mean ± std over seeds),
+``<out>/ablation.csv`` (the metric against data_prop, for a DVC plot) and ``ablation.svg``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pathlib import Path
 from tokenclean.comparison import (AVERAGE, Run, ablation, experiment_grid, flatten, main_table, round_names,
                                    to_csv_rows, to_markdown)
 from tokenclean.config import load_params
+from tokenclean.svg_plots import line_chart
 
 ROUNDS_SUMMARY = "out/evolve_summary/rounds.json"
 NOT_DONE = {"queued", "running", "failed"}
@@ -110,14 +111,29 @@ def write_csv(rows: list[dict], path: Path) -> None:
         writer.writerows({k: cell(v) for k, v in r.items()} for r in rows)
 
 
+PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
+
+
+def ablation_svg(rows: list[dict], cfg, key: str) -> str:
+    """The ablation as a standalone SVG line chart (lm-eval averages in percent)."""
+    scale = 100 if key == AVERAGE else 1
+    series = {m: [None if r[m] is None else r[m] * scale for r in rows] for m in cfg.ablation_methods}
+    colors = dict(zip(cfg.ablation_methods, PALETTE * 2))
+    seeds = ", ".join(str(s) for s in cfg.ablation_seed_list)
+    title = f"{key}{' (%)' if scale == 100 else ''} against data_prop, seeds {seeds}"
+    return line_chart([r["data_prop"] for r in rows], series, colors, title, "data_prop (share of response tokens kept)")
+
+
 def report(runs: list[Run], cfg, out: Path, extra: tuple[str, ...], ablation_key: str) -> str:
-    """Write compare.md, compare.csv and ablation.csv under ``out``; return the Markdown table."""
+    """Write compare.md, compare.csv, ablation.csv and ablation.svg under ``out``; return the Markdown table."""
     table = main_table(runs, cfg, extra)
     text = to_markdown(table, extra)
     out.mkdir(parents=True, exist_ok=True)
     (out / "compare.md").write_text(text)
     write_csv(to_csv_rows(table), out / "compare.csv")
-    write_csv(ablation(runs, cfg, ablation_key), out / "ablation.csv")
+    rows = ablation(runs, cfg, ablation_key)
+    write_csv(rows, out / "ablation.csv")
+    (out / "ablation.svg").write_text(ablation_svg(rows, cfg, ablation_key))
     notes = [f"{len(runs)} runs; lm-eval scores in percent ({cfg.metric} where a task reports it), "
              f"mean ± sample std over seeds, methods at data_prop {cfg.data_prop:g}"] + table.notes
     return text + "".join(f"note: {n}\n" for n in notes)

@@ -3,7 +3,9 @@
 DVC owns staleness and caching: a flow asks DVC to reproduce one stage at a time, and DVC
 skips it when nothing it depends on changed. A :class:`Pipeline` holds DVC's repository lock
 for as long as it is open, so no `dvc repro` or other flow can slip a stage in between two of
-ours; they fail at once instead. No Prefect here, so this is testable alone.
+ours; they fail at once instead. DVC lets go of that lock while a stage's command runs; then
+the stage lock every stage command holds (:data:`tasks.stage.STAGE_LOCK`) stops anything else
+from starting a stage. No Prefect here, so this is testable alone.
 """
 
 from __future__ import annotations
@@ -20,13 +22,12 @@ from dvc.lock import LockError
 from dvc.repo import Repo, lock_repo
 from dvc.repo.reproduce import collect_stages, get_active_graph, plan_repro
 
+from tasks.stage import STAGE_LOCK
+from tokenclean.locks import Busy, exclusive, is_held
+
 
 class StageFailed(RuntimeError):
     """A stage's command failed; the message ends with what the stage printed."""
-
-
-class Busy(RuntimeError):
-    """Another DVC command or flow holds the repository."""
 
 
 def round_of(stage: str) -> str | None:
@@ -54,6 +55,11 @@ class Pipeline:
             self._stack.close()
             raise Busy(f"{self.root} is in use by another `dvc repro` or flow run; wait for it to end, "
                        "then run again (nothing was changed)") from None
+        running = is_held(self.root / STAGE_LOCK)  # DVC lets go of its lock while a stage command runs
+        if running:
+            self._stack.close()
+            raise Busy(f"{self.root}: a `dvc repro` is running a stage ({running}); wait for it to end, "
+                       "then run again (nothing was changed)")
         return self
 
     def __exit__(self, *exc) -> None:

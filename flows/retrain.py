@@ -25,8 +25,10 @@ from flows.token_cleaning import token_cleaning
 from tokenclean.config import Params, RetrainCfg, load_params
 from tokenclean.formats import SUFFIXES
 from tokenclean.io import read_json
+from tokenclean.locks import exclusive
 
 COMMITTED = ["params.yaml", "dvc.lock"]
+RETRAIN_LOCK = Path(".dvc/tmp/retrain.lock")  # held for a whole retrain run
 TARGETS = ["evolve_summary", "report"]  # what a new round changes; the fixed-model stages are not touched
 
 
@@ -88,6 +90,14 @@ def retrain(repo: str = ".") -> dict:
     if not files:
         log.info("no new data in %s: nothing to do", root / cfg.inbox)
         return {"status": "no new data"}
+    # a second retrain (served or by hand) stops here, touching nothing
+    with exclusive(root / RETRAIN_LOCK, "retrain", "another retrain run is in progress; one at a time: wait for it"):
+        return promote_round(root, params, files, log)
+
+
+def promote_round(root: Path, params: Params, files: list[Path], log) -> dict:
+    """Make ``files`` the next round, run the stale stages, and commit it or roll it back."""
+    cfg = params.retrain
     vc.require_clean(root, COMMITTED)
     name, prev = next_round(params)
     store = root / cfg.store / name

@@ -12,7 +12,7 @@ from tasks.stage import OUT, log, stage_main
 from tokenclean.columns import IGNORE
 from tokenclean.config import FinetuneCfg, Params
 from tokenclean.io import atomic_path, write_json
-from tokenclean.modeling import tiny_llama, train_tokenizer
+from tokenclean.modeling import load_tokenizer, tiny_llama, train_tokenizer
 from tokenclean.render import render_text
 from tokenclean.training import train
 
@@ -38,7 +38,9 @@ def run(params: Params, out=OUT / "base", corpus=OUT / "generate" / "pretrain.js
     if params.model.base != "tiny":
         with atomic_path(out) as tmp:
             tmp.mkdir()
-            write_json({"name_or_path": params.model.base, "revision": params.model.revision}, tmp / "source.json")
+            write_json({"name_or_path": params.model.base, "revision": params.model.revision,
+                        "chat_template": params.model.chat_template}, tmp / "source.json")
+            load_tokenizer(tmp)  # a tokenizer that cannot render SFT data stops here, before any other stage
         log.info("base model: %s", params.model.base)
         return
     model, tok, stats = pretrain_tiny(params, Path(corpus))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from tokenclean import columns as C
-from tokenclean.io import read_table
+from tokenclean.io import read_table, rows_hash, table_meta
 
 
 def load_rows(path, columns=(C.SAMPLE_ID, C.INPUT_IDS, C.LABELS)) -> dict[str, list]:
@@ -19,3 +19,16 @@ def load_rows(path, columns=(C.SAMPLE_ID, C.INPUT_IDS, C.LABELS)) -> dict[str, l
             arr = col.combine_chunks()
             out[name] = np.split(arr.flatten().to_numpy(zero_copy_only=False), np.cumsum(arr.value_lengths().to_numpy())[:-1])
     return out
+
+
+def data_hash(rows: dict) -> str:
+    """The content hash artifacts record of the data they were made from (:func:`tokenclean.io.rows_hash`)."""
+    return rows_hash(rows[C.INPUT_IDS], rows[C.LABELS])
+
+
+def check_made_from(artifact, data, rows: dict, rerun: str) -> None:
+    """Refuse ``artifact`` (a Parquet table) unless its metadata says it was made from these data rows."""
+    made = table_meta(artifact).get("inputs", {}).get("data")
+    if made != data_hash(rows):
+        recorded = f"recorded data hash {made[:12]}" if made else "no recorded data hash"
+        raise ValueError(f"{artifact} was not made from {data} ({recorded}, the data's is {data_hash(rows)[:12]}); {rerun}")

@@ -17,7 +17,7 @@ from tasks.stage import log, stage_main
 from tokenclean import columns as C
 from tokenclean.config import Params
 from tokenclean.formats import SUFFIXES, DataError, normalise, read_records
-from tokenclean.io import read_table, write_json, write_table
+from tokenclean.io import file_hash, read_table, write_json, write_table
 from tokenclean.modeling import load_tokenizer
 
 
@@ -50,8 +50,12 @@ def run(params: Params, name: str, evolve=EVOLVE, base=BASE) -> None:
     """Write out/evolve/<round>/data/pool.parquet and stats.json."""
     check_round(params, name)
     paths = round_paths(name, evolve)
-    table, stats = round_table(params, Path(params.evolve.rounds[name].data), base)
-    write_table(table, paths.data)
+    source = Path(params.evolve.rounds[name].data)
+    table, stats = round_table(params, source, base)
+    meta = {"stage": "evolve_data", "config": {"round": name, "format": params.data.format,
+                                               "max_seq_len": params.data.max_seq_len},
+            "inputs": {"source": file_hash(source), "base": file_hash(base)}}
+    write_table(table, paths.data, meta)
     write_json(stats, paths.data.parent / "stats.json")
     log.info("round %s: %s", name, stats)
 

@@ -7,11 +7,9 @@ still written, for auditing.
 
 from __future__ import annotations
 
-from tasks.dataset import load_rows
 from tasks.rounds import BASE, EVOLVE, check_round, prev_model, round_paths
-from tasks.score import pool_losses, write_scores
+from tasks.score import score_stage
 from tasks.stage import log, stage_main
-from tokenclean import columns as C
 from tokenclean.config import Params
 
 
@@ -19,11 +17,9 @@ def run(params: Params, name: str, evolve=EVOLVE, base=BASE) -> None:
     """Write out/evolve/<round>/score/scores.parquet and meta.json."""
     check_round(params, name)
     paths, reference = round_paths(name, evolve), prev_model(params, name, evolve)
-    rows = load_rows(paths.data)
     if reference is None:
         log.info("round %s starts from the base: scores are 0, every token is kept", name)
-    lb, lr = pool_losses(params, rows[C.INPUT_IDS], rows[C.LABELS], base, reference)
-    write_scores(rows[C.SAMPLE_ID], lb, lr, paths.scores.parent, paths.data)
+    score_stage(params, f"evolve_score@{name}", paths.data, base, reference, paths.scores.parent)
 
 
 def main(argv=None) -> None:

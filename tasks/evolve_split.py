@@ -19,10 +19,12 @@ def run(params: Params, out=EVOLVE, data=OUT / "prepare" / "pool.parquet") -> No
     if n > table.num_rows:
         raise ValueError(f"evolve.chunks = {n} is more than the {table.num_rows} pool samples; lower it")
     bounds = np.linspace(0, table.num_rows, n + 1).round().astype(int)
+    made_from = {"data": file_hash(data)}
     for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
-        write_table(table.slice(a, b - a), chunk_path(i, out))
+        meta = {"stage": "evolve_split", "config": {"chunks": n, "chunk": i}, "inputs": made_from}
+        write_table(table.slice(a, b - a), chunk_path(i, out), meta)
     sizes = np.diff(bounds).tolist()
-    write_json({"chunks": sizes, "data_sha256": file_hash(data)}, out / "split" / "chunks.json")
+    write_json({"chunks": sizes, "data_sha256": made_from["data"]}, out / "split" / "chunks.json")
     log.info("split %d pool samples into %d chunks of %s", table.num_rows, n, sizes)
 
 

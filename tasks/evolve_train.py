@@ -22,7 +22,7 @@ def run(params: Params, name: str, evolve=EVOLVE, base=BASE) -> None:
     cfg = params.evolve.round_train(name)
     meta = {"round": name, "prev": params.evolve.rounds[name].prev, "data_sha256": file_hash(paths.data),
             "keep_sha256": file_hash(paths.keep), "prev_sha256": file_hash(prev or base)}
-    finetune(params, cfg, ids, labels, base, paths.model, meta, name, start=prev)
+    finetune(params, cfg, ids, labels, base, paths.model, meta, f"evolve_train@{name}", start=prev)
 
 
 def main(argv=None) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from tasks.stage import log
-from tokenclean import distributed
+from tokenclean import distributed, recovery
 from tokenclean.checkpoint import load_checkpoint, prepare_finetune, save_checkpoint
 from tokenclean.config import FinetuneCfg, Params
+from tokenclean.io import rows_hash
 from tokenclean.modeling import check_vocab, load_base, load_tokenizer
 from tokenclean.training import train
 
@@ -27,8 +28,14 @@ def finetune(params: Params, cfg: FinetuneCfg, ids, labels, base: Path, out: Pat
     distributed.launch(params.compute.processes)
     tok = load_tokenizer(base)
     model = start_model(params, cfg, base, tok, start)
-    stats = train(model, ids, labels, cfg, tok.pad_token_id, params.seed, desc=name, kernels=params.compute.kernels)
+    c = params.compute  # a checkpoint is resumed only by a run of the same params, inputs and start weights
+    folder = recovery.scratch(params.recovery.dir, name, config=cfg.model_dump(), seed=params.seed, dtype=params.model.dtype,
+                              kernels=c.kernels, processes=c.processes, data=rows_hash(ids, labels), base=Path(base),
+                              start=Path(start) if start else None)
+    state = recovery.TrainState(folder, params.recovery.train_every)
+    stats = train(model, ids, labels, cfg, tok.pad_token_id, params.seed, desc=name, kernels=c.kernels, state=state)
     save_checkpoint(model, tok, out, {**meta, "train": stats, "config": cfg.model_dump()})
+    recovery.clear(folder)
     log.info("%s: %d steps from %s, loss %.3f -> %.3f, saved %s", name, stats["steps"], start or base,
              stats["first_loss"], stats["final_loss"], out)
     return stats

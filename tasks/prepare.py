@@ -13,7 +13,7 @@ from tasks.stage import OUT, log, stage_main
 from tokenclean import columns as C
 from tokenclean.config import Params
 from tokenclean.formats import DataError, load_source, normalise, read_records
-from tokenclean.io import write_json, write_table
+from tokenclean.io import file_hash, write_json, write_table
 from tokenclean.lmeval_docs import translation_docs, write_docs
 from tokenclean.modeling import load_tokenizer
 from tokenclean.render import render
@@ -33,8 +33,21 @@ def _carve(samples: list, spec, name: str, seed: int) -> tuple[list, list]:
     return [s for i, s in enumerate(samples) if i in chosen], [s for i, s in enumerate(samples) if i not in chosen]
 
 
+def source_path(params: Params) -> str:
+    return str(OUT / "generate") if params.data.source == "synthetic" else params.data.source
+
+
+def provenance(params: Params, base) -> dict:
+    """What the prepared tables record they were made from: the data config, the source's
+    content hash (or its hub name and split) and the tokenizer's files."""
+    src = Path(source_path(params))
+    source = file_hash(src) if src.exists() else f"{params.data.source}:{params.data.split}"
+    return {"stage": "prepare", "config": {**params.data.model_dump(), "chat_template": params.model.chat_template},
+            "inputs": {"source": source, "base": file_hash(base)}}
+
+
 def split_sources(params: Params) -> dict[str, list[dict]]:
-    source = str(OUT / "generate") if params.data.source == "synthetic" else params.data.source
+    source = source_path(params)
     raw = load_source(source, params.data.split)
     splits = {k: normalise(v, params.data.format) for k, v in raw.items()}
     for name in ("eval", "warmup"):
@@ -64,8 +77,11 @@ def to_table(tok, samples: list[dict], max_len: int) -> tuple[pa.Table, dict]:
         for k, v in ((C.SAMPLE_ID, s["id"]), (C.INPUT_IDS, ids), (C.LABELS, labels), (C.KINDS, kinds),
                      (C.ANSWER, s["meta"].get("answer")), (C.PROMPT, json.dumps(s["messages"][:-1]))):
             rows[k].append(v)
-    if len(set(rows[C.SAMPLE_ID])) != len(rows[C.SAMPLE_ID]):
-        raise DataError("duplicate sample ids in the source; make the 'id' field unique")
+    seen = set()
+    for s in samples:
+        if s["id"] in seen:
+            raise DataError(f"{s['where']}: duplicate sample id {s['id']!r}; make the 'id' field unique")
+        seen.add(s["id"])
     schema = pa.schema([(C.SAMPLE_ID, pa.string()), (C.INPUT_IDS, pa.list_(pa.int32())), (C.LABELS, pa.list_(pa.int32())),
                         (C.KINDS, pa.list_(pa.int8())), (C.ANSWER, pa.string()), (C.PROMPT, pa.string())])
     table = pa.table({k: [v.tolist() if hasattr(v, "tolist") else v for v in vals] for k, vals in rows.items()}, schema=schema)
@@ -75,15 +91,18 @@ def to_table(tok, samples: list[dict], max_len: int) -> tuple[pa.Table, dict]:
 def run(params: Params, out=OUT / "prepare", base=OUT / "base") -> None:
     """Write out/prepare/{warmup,pool,eval}.parquet and stats.json (and lm_eval/zorbish.jsonl for the default data)."""
     tok = load_tokenizer(base)
-    stats = {}
+    stats, meta = {}, provenance(params, base)
     splits = split_sources(params)
     for name, samples in splits.items():
         table, stats[name] = to_table(tok, samples, params.data.max_seq_len)
         if table.num_rows == 0:
             raise DataError(f"split '{name}' has no sample with a response token after truncation; raise data.max_seq_len")
         stats[name]["response_tokens"] = sum(len(x) - x.count(C.IGNORE) for x in table.column(C.LABELS).to_pylist())
-        write_table(table, out / f"{name}.parquet")
+        write_table(table, out / f"{name}.parquet", meta)
         log.info("%s: %s", name, stats[name])
+        if stats[name]["truncated"]:
+            log.warning("%s: %d samples were longer than data.max_seq_len=%d and were truncated (kept; counted in "
+                        "stats.json)", name, stats[name]["truncated"], params.data.max_seq_len)
     write_json(stats, out / "stats.json")
     if params.data.source == "synthetic":  # the default data's own lm-eval tasks (lm_eval_tasks/zorbish_*.yaml)
         targets = make_lexicon(params.synthetic.lexicon, params.synthetic.seed).target

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from tasks.dataset import load_rows
+from tasks.dataset import data_hash, load_rows
 from tasks.stage import OUT, log, stage_main
-from tokenclean import columns as C, distributed
+from tokenclean import columns as C, distributed, recovery
 from tokenclean.checkpoint import load_checkpoint
 from tokenclean.config import Params
-from tokenclean.io import atomic_path, file_hash, write_json
-from tokenclean.modeling import load_base, load_tokenizer
+from tokenclean.io import file_hash, write_json, write_table
+from tokenclean.recovery import Shards
+from tokenclean.modeling import check_vocab, load_base, load_tokenizer
 from tokenclean.scoring import score_base_and_reference, score_dataset
 
 
-def pool_losses(params: Params, ids, labels, base, reference):
+def pool_losses(params: Params, ids, labels, base, reference, shards: Shards | None = None, sample_ids=None):
     """(loss_base, loss_ref) per sample. A LoRA reference is loaded once: the base pass disables the adapter.
-    ``reference=None`` means the base itself.
+    ``reference=None`` means the base itself. ``shards`` keeps finished work for a rerun.
 
     With ``compute.processes > 1`` the stage runs data-parallel (:func:`tokenclean.distributed.launch`);
     every process gets all losses back, in sample order.
@@ -26,17 +26,33 @@ def pool_losses(params: Params, ids, labels, base, reference):
     distributed.launch(params.compute.processes)
     tok = load_tokenizer(base)
     args = (ids, labels, tok.pad_token_id, params.score.batch_tokens, params.score.chunk)
-    kernels = params.compute.kernels
+    extra = dict(kernels=params.compute.kernels, shards=shards, sample_ids=sample_ids)
     if reference is None:  # the reference is the base itself (a self-evolving round 0): every score is 0
-        nll = score_dataset(load_base(base, params.model.dtype), *args, desc="base NLL", kernels=kernels)
+        nll = score_dataset(load_base(base, params.model.dtype), *args, desc="base NLL", **extra)
         return nll, nll
     model = load_checkpoint(reference, base, params.model.dtype)
+    check_vocab(model, tok)
     if hasattr(model, "disable_adapter"):
-        return score_base_and_reference(model, *args, kernels=kernels)
-    ref = score_dataset(model, *args, desc="reference NLL", kernels=kernels)
+        return score_base_and_reference(model, *args, **extra)
+    ref = score_dataset(model, *args, desc="reference NLL", **extra)
     del model
-    base_nll = score_dataset(load_base(base, params.model.dtype), *args, desc="base NLL", kernels=kernels)
+    base_nll = score_dataset(load_base(base, params.model.dtype), *args, desc="base NLL", **extra)
     return base_nll, ref
+
+
+def score_stage(params: Params, stage: str, data, base, reference, out) -> None:
+    """Score ``data`` with base and reference into ``out``, resumably: finished shards survive a crash."""
+    distributed.launch(params.compute.processes)
+    rows = load_rows(data)
+    inputs = {"data": data_hash(rows), "base": file_hash(base), "reference": file_hash(reference) if reference else None}
+    c = params.compute
+    folder = recovery.scratch(params.recovery.dir, stage, **inputs, score=params.score.model_dump(), dtype=params.model.dtype,
+                              kernels=c.kernels, processes=c.processes, shard_tokens=params.recovery.score_shard_tokens)
+    shards = Shards(folder, params.recovery.score_shard_tokens)
+    lb, lr = pool_losses(params, rows[C.INPUT_IDS], rows[C.LABELS], base, reference, shards, rows[C.SAMPLE_ID])
+    meta = {"stage": stage, "config": params.score.model_dump(), "inputs": inputs}
+    write_scores(rows[C.SAMPLE_ID], lb, lr, out, data, meta)
+    recovery.clear(folder)
 
 
 def ragged_f32(arrays: list) -> pa.ListArray:
@@ -56,20 +72,19 @@ def scores_table(sample_ids: list, lb: list, lr: list) -> pa.Table:
     })
 
 
-def save_scores_table(table: pa.Table, path) -> None:
+def save_scores_table(table: pa.Table, path, meta: dict | None = None) -> None:
     """zstd Parquet without dictionary pages: float losses rarely repeat, so a dictionary only adds bytes."""
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd", use_dictionary=False)
+    write_table(table, path, meta, use_dictionary=False)
 
 
-def write_scores(sample_ids: list, lb: list, lr: list, out, data) -> None:
+def write_scores(sample_ids: list, lb: list, lr: list, out, data, meta: dict | None = None) -> None:
     """scores.parquet (ragged float32, one entry per response token) and meta.json under ``out``.
 
     In a launched process group only the first process writes.
     """
     if not distributed.is_main():
         return
-    save_scores_table(scores_table(sample_ids, lb, lr), out / "scores.parquet")
+    save_scores_table(scores_table(sample_ids, lb, lr), out / "scores.parquet", meta)
     flat_b, flat_r = np.concatenate(lb), np.concatenate(lr)
     write_json({"data_sha256": file_hash(data), "tokens": int(len(flat_b)), "mean_loss_base": float(flat_b.mean()),
                 "mean_loss_ref": float(flat_r.mean())}, out / "meta.json")
@@ -79,9 +94,7 @@ def write_scores(sample_ids: list, lb: list, lr: list, out, data) -> None:
 def run(params: Params, out=OUT / "score", data=OUT / "prepare" / "pool.parquet",
         base=OUT / "base", reference=OUT / "warmup" / "model") -> None:
     """Write out/score/scores.parquet (sample_id, loss_base, loss_ref, scores) and meta.json."""
-    rows = load_rows(data)
-    lb, lr = pool_losses(params, rows[C.INPUT_IDS], rows[C.LABELS], base, reference)
-    write_scores(rows[C.SAMPLE_ID], lb, lr, out, data)
+    score_stage(params, "score", data, base, reference, out)
 
 
 def main(argv=None) -> None:

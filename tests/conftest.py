@@ -53,27 +53,32 @@ def tiny_params():
     return parse_params(raw)
 
 
-@pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory, tiny_params):
-    """Every stage's run() in order (fixed-model, then the self-evolving rounds) in a temporary directory."""
+def run_stages(work: Path, params, evolve: bool = True) -> Path:
+    """Every stage's run() in order in ``work`` (fixed-model, then the self-evolving rounds)."""
     from tasks import (base, evaluate, evolve_data, evolve_evaluate, evolve_score, evolve_select, evolve_split,
                        evolve_train, generate, prepare, score, select, train, warmup)
 
-    work = tmp_path_factory.mktemp("tiny_run")
     old = Path.cwd()
     os.chdir(work)
     try:
         (work / "data").mkdir()
         shutil.copytree(ROOT / "lm_eval_tasks", work / "lm_eval_tasks")
         for stage in (generate, base, prepare, warmup, score, select, train, evaluate):
-            stage.run(tiny_params)
-        evolve_split.run(tiny_params)
-        for name in tiny_params.evolve.rounds:
-            for stage in (evolve_data, evolve_score, evolve_select, evolve_train, evolve_evaluate):
-                stage.run(tiny_params, name)
+            stage.run(params)
+        if evolve:
+            evolve_split.run(params)
+            for name in params.evolve.rounds:
+                for stage in (evolve_data, evolve_score, evolve_select, evolve_train, evolve_evaluate):
+                    stage.run(params, name)
     finally:
         os.chdir(old)
     return work
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_params):
+    """One tiny run of every stage, shared by the session's tests."""
+    return run_stages(tmp_path_factory.mktemp("tiny_run"), tiny_params)
 
 
 @pytest.fixture(scope="session")

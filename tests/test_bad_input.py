@@ -1,10 +1,16 @@
 """Bad input stops with a message naming the file, line and field, and leaves no partial output."""
 
 import json
+import os
+import re
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
+import yaml
 
 from tests.conftest import ROOT, write_tiny_params
 from tokenclean.config import ParamsError, load_params
@@ -67,3 +73,108 @@ def test_prepare_stage_fails_cleanly_and_writes_nothing(tmp_path, tiny_run):
     assert proc.returncode == 2
     assert "bad.jsonl:2: malformed JSON line" in proc.stderr
     assert not (tmp_path / "out" / "prepare").exists()
+
+
+def run_stage(cwd, module: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", module], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def hub_base(tmp_path, tiny_run, edit) -> Path:
+    """A copy of the tiny base as a local 'hub' model dir, its tokenizer changed by ``edit``."""
+    from tokenclean.modeling import load_tokenizer
+
+    model_dir = tmp_path / "hub_model"
+    shutil.copytree(tiny_run / "out" / "base", model_dir)
+    tok = load_tokenizer(model_dir)
+    edit(tok)
+    for old in ("chat_template.jinja", "tokenizer_config.json"):  # written afresh: nothing of the old left
+        (model_dir / old).unlink(missing_ok=True)
+    tok.save_pretrained(model_dir)
+    return model_dir
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: setattr(t, "chat_template", None), "has no chat template: give it one .* or set model.chat_template: plain"),
+    (lambda t: setattr(t, "eos_token", None), "has no end-of-sequence token, so a response could never end"),
+])
+def test_tokenizer_without_template_or_eos_stops_the_base_stage(tmp_path, tiny_run, edit, message):
+    model_dir = hub_base(tmp_path, tiny_run, edit)
+    write_tiny_params(tmp_path / "params.yaml", model={"base": str(model_dir)})
+    proc = run_stage(tmp_path, "tasks.base")
+    assert proc.returncode == 2 and re.search(message, proc.stderr), proc.stderr[-2000:]
+    assert not (tmp_path / "out" / "base").exists()
+
+
+def test_plain_chat_template_is_an_explicit_choice(tmp_path, tiny_run):
+    from tokenclean.modeling import load_tokenizer
+    from tokenclean.render import PLAIN_TEMPLATE
+
+    model_dir = hub_base(tmp_path, tiny_run, lambda t: setattr(t, "chat_template", None))
+    write_tiny_params(tmp_path / "params.yaml", model={"base": str(model_dir), "chat_template": "plain"})
+    assert run_stage(tmp_path, "tasks.base").returncode == 0
+    assert load_tokenizer(tmp_path / "out" / "base").chat_template == PLAIN_TEMPLATE
+
+
+def test_tokenizer_larger_than_the_model_vocabulary_is_refused(tmp_path, tiny_run):
+    model_dir = hub_base(tmp_path, tiny_run, lambda t: t.add_tokens([f"<extra{i}>" for i in range(50)]))
+    for name in ("prepare",):
+        shutil.copytree(tiny_run / "out" / name, tmp_path / "out" / name)
+    write_tiny_params(tmp_path / "params.yaml", model={"base": str(model_dir)})
+    assert run_stage(tmp_path, "tasks.base").returncode == 0
+    proc = run_stage(tmp_path, "tasks.warmup")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert re.search(r"the tokenizer has \d+ tokens but the model embeds only \d+", proc.stderr), proc.stderr[-2000:]
+    assert not (tmp_path / "out" / "warmup").exists()
+
+
+def test_non_finite_loss_names_the_sample(tiny_run):
+    import torch
+
+    from tasks.dataset import load_rows
+    from tokenclean import columns as C
+    from tokenclean.modeling import load_base
+    from tokenclean.scoring import score_dataset
+
+    rows = load_rows(tiny_run / "out" / "prepare" / "pool.parquet")
+    model = load_base(tiny_run / "out" / "base", "float32", torch.device("cpu"))
+    ids = rows[C.INPUT_IDS]
+    for k in range(1, len(ids)):  # sample k holds a token that no earlier sample has (not as its last token)
+        unseen = set(ids[k][:-1].tolist()).difference(*(x.tolist() for x in ids[:k]))
+        if unseen:
+            break
+    with torch.no_grad():  # an inf embedding: every later position of sample k gets a NaN loss
+        model.get_input_embeddings().weight[min(unseen)] = float("inf")
+    with pytest.raises(FloatingPointError, match=rf"first sample '{re.escape(rows[C.SAMPLE_ID][k])}'"):
+        score_dataset(model, ids[: k + 1], rows[C.LABELS][: k + 1], 0, 1024, 64, sample_ids=rows[C.SAMPLE_ID][: k + 1])
+
+
+@pytest.mark.parametrize("section, value", [("select", 0), ("select", 1.5), ("select", -0.2), ("evolve", 0)])
+def test_data_prop_outside_zero_one_is_refused_at_load(tmp_path, section, value):
+    raw = {"select": {"data_prop": value}} if section == "select" else {
+        "evolve": {"rounds": {"r0": {"prev": "base", "data": "x", "select": {"data_prop": value}}}}}
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ParamsError, match=r"data_prop"):
+        load_params(path)
+
+
+def test_long_samples_are_truncated_and_counted_never_dropped(tmp_path, tiny_run):
+    long = {"messages": [{"role": "user", "content": "say it"}, {"role": "assistant", "content": "answer " * 200}]}
+    (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(x) for x in [GOOD, long, GOOD | {"id": "g2"}, long | {"id": "l2"}]))
+    shutil.copytree(tiny_run / "out" / "base", tmp_path / "out" / "base")
+    write_tiny_params(tmp_path / "params.yaml", data={"source": "d.jsonl", "warmup": 1, "eval": 1, "max_seq_len": 64})
+    proc = run_stage(tmp_path, "tasks.prepare")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    stats = json.loads((tmp_path / "out" / "prepare" / "stats.json").read_text())
+    assert sum(s["truncated"] for s in stats.values()) == 2
+    assert sum(s["samples"] for s in stats.values()) == 4
+    assert "were longer than data.max_seq_len=64 and were truncated" in proc.stderr
+
+
+def test_duplicate_sample_ids_are_refused_naming_the_id(tmp_path, tiny_tokenizer):
+    from tasks.prepare import to_table
+
+    samples = load(tmp_path, [json.dumps(GOOD | {"id": "a"}), json.dumps(GOOD | {"id": "b"}), json.dumps(GOOD | {"id": "a"})])
+    with pytest.raises(DataError, match=r"d.jsonl:3: duplicate sample id 'a'"):
+        to_table(tiny_tokenizer, samples, 64)

@@ -119,6 +119,9 @@ def test_ablation_csv_is_the_average_against_data_prop(repo, capsys):
     # 0.3: t_a drops by 0.3 for the fixed model (mean of 0.3 and 0.2), the last round adds 0.1 to it
     assert got == [pytest.approx((0.25, 0.4)), pytest.approx((0.4, 0.55))]
     assert [r["fixed_model_seeds"] for r in rows] == ["1", "1"]
+    svg = (repo / "results" / "ablation.svg").read_text()
+    assert svg.count("<polyline") == 2 and "<title>fixed_model at 0.3: 25.0</title>" in svg
+    assert "<title>self_evolving at 0.6: 55.0</title>" in svg
 
 
 @pytest.mark.slow

@@ -84,11 +84,25 @@ def test_retrain_without_new_data_changes_nothing(retrain_repo, prefect_harness)
     assert state(repo) == before and not any(remote.iterdir())
 
 
+def test_a_second_retrain_while_one_runs_fails_at_once_and_touches_nothing(retrain_repo, prefect_harness):
+    from flows.retrain import RETRAIN_LOCK, retrain
+    from tokenclean.locks import Busy, exclusive
+
+    repo, _ = retrain_repo
+    (repo / "inbox").mkdir(exist_ok=True)
+    (repo / "inbox/waiting.jsonl").write_text(new_samples(repo, 2))
+    before = state(repo)
+    with exclusive(repo / RETRAIN_LOCK, "retrain"), pytest.raises(Busy, match="another retrain run is in progress"):
+        retrain(repo=str(repo))  # as if a first retrain held the repository
+    assert state(repo) == before and (repo / "inbox/waiting.jsonl").exists() and not (repo / "rounds").exists()
+    (repo / "inbox/waiting.jsonl").unlink()
+
+
 def test_new_inbox_files_become_a_promoted_round(retrain_repo, prefect_harness):
     from flows.retrain import retrain
 
     repo, remote = retrain_repo
-    (repo / "inbox").mkdir()
+    (repo / "inbox").mkdir(exist_ok=True)
     (repo / "inbox/batch-1.jsonl").write_text(new_samples(repo))
     result = retrain(repo=str(repo))
     assert result["status"] == "promoted" and result["round"] == "r3"

@@ -1,12 +1,14 @@
 """flows/pipeline.py on a two-stage DVC repository: DVC's order, one stage at a time, the
 repository lock held for a whole flow, and a failing stage's own message."""
 
+import subprocess
 import time
 
 import pytest
 
 from flows.pipeline import Busy, Pipeline, StageFailed
-from tests.repos import sh
+from tests.conftest import ROOT
+from tests.repos import env, sh
 
 pytestmark = pytest.mark.slow
 
@@ -62,3 +64,45 @@ def test_a_failing_stage_reports_what_it_printed(repo):
     with Pipeline(repo) as p, pytest.raises(StageFailed, match="error in stage b: empty input"):
         for stage in p.stage_order():
             p.repro(stage)
+
+
+def test_a_second_dvc_repro_fails_fast_and_the_first_completes(repo):
+    """Two `dvc repro` on one repository: the second stops at the stage the first runs; a flow does not
+    start; the first's outputs are whole. Stage a holds the stage lock as every tokenclean stage does."""
+    (repo / "a.py").write_text(
+        f"import pathlib, sys, time\nsys.path.insert(0, {str(ROOT)!r})\nfrom tasks.stage import one_stage_at_a_time\n"
+        "with one_stage_at_a_time('a'):\n    pathlib.Path('started').touch()\n"
+        "    while not pathlib.Path('go').exists():\n        time.sleep(0.05)\n" + "".join("    " + x for x in A.splitlines(True)))
+    first = subprocess.Popen(["dvc", "repro"], cwd=repo, env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True)
+    deadline = time.monotonic() + 120
+    while not (repo / "started").exists():
+        assert first.poll() is None and time.monotonic() < deadline, first.communicate()[0]
+        time.sleep(0.05)
+    start = time.monotonic()
+    second = sh("dvc repro", repo, check=False)  # DVC locks the running stage's files: 'a.txt' is busy
+    assert "failed to reproduce 'a'" in second and "is busy" in second and time.monotonic() - start < 30
+    with pytest.raises(Busy, match=r"a `dvc repro` is running a stage \(pid \d+: stage a\)"):
+        Pipeline(repo).__enter__()
+    (repo / "go").touch()
+    assert first.wait(timeout=120) == 0, first.communicate()[0]
+    assert (repo / "b.txt").read_text() == "XX"
+    assert "up to date" in sh("dvc status", repo)
+
+
+def test_a_stage_refuses_to_start_while_another_runs(tmp_path, monkeypatch, capsys):
+    """What stops a stage that a second `dvc repro` slips in while a flow's stage runs (DVC lets go of
+    its lock during a stage command)."""
+    from tasks.stage import STAGE_LOCK, stage_main
+    from tokenclean.locks import exclusive
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".dvc").mkdir()
+    ran = []
+    with exclusive(STAGE_LOCK, "stage train"), pytest.raises(SystemExit) as stop:
+        stage_main("score", lambda params: ran.append(1), ["--params", str(ROOT / "params.yaml")])
+    assert stop.value.code == 2 and ran == []
+    err = capsys.readouterr().err
+    assert "error in stage 'score'" in err and "held by pid" in err and "another stage is running in this repository" in err
+    stage_main("score", lambda params: ran.append(1), ["--params", str(ROOT / "params.yaml")])
+    assert ran == [1]

@@ -43,7 +43,7 @@ def tokenizer(request, tiny_tokenizer):
     tok = tiny_tokenizer
     if request.param == "plain template":
         tok = tok.__class__.from_pretrained(tok.name_or_path)
-        tok.chat_template = None
+        tok.chat_template = PLAIN_TEMPLATE  # what model.chat_template: plain sets (tokenclean.modeling.load_tokenizer)
     return tok
 
 

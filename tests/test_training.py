@@ -1,6 +1,7 @@
 """Masked SFT: loss normalised over the accumulated batch; every trainable parameter moves."""
 
 import numpy as np
+import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -111,3 +112,31 @@ def test_trainable_adapter_stays_fp32_on_half_precision_weights(tmp_path):
         dtypes = {n: p.dtype for n, p in model.named_parameters()}
         assert {d for n, d in dtypes.items() if "lora_" in n} == {adapter_dtype}
         assert {d for n, d in dtypes.items() if "lora_" not in n} == {torch.bfloat16}
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+@pytest.mark.parametrize("method", ["full", "lora"])
+def test_a_run_resumed_from_its_last_checkpoint_ends_with_the_same_weights(tmp_path, device, method, caplog):
+    """The in-process half of tests/test_resume.py: checkpoints every 2 steps; a second run from the
+    same start finds the last one, does only the remaining steps, and lands on the same weights."""
+    from tokenclean.recovery import TrainState
+
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    ids, labels = make_rows(n=12, seed=7)
+    cfg = FinetuneCfg(method=method, epochs=3, lr=1e-2, batch_tokens=96, lora_r=4)
+    runs = []
+    caplog.set_level("INFO", logger="tokenclean.recovery")
+    for _ in range(2):  # the second run resumes from the first's last checkpoint (it is never cleared here)
+        model = prepare_finetune(tiny_model().to(device), cfg, tmp_path)
+        stats = train(model, ids, labels, cfg, pad_id=0, seed=0, state=TrainState(tmp_path / "scratch", every=2))
+        runs.append(({n: p.detach().cpu() for n, p in trainable_parameters(model).items()}, stats))
+    (first, first_stats), (second, second_stats) = runs
+    done = int((tmp_path / "scratch" / "latest").read_text().split("-")[1])
+    assert 0 < done < first_stats["steps"] and first_stats == second_stats
+    assert caplog.text.count(f"resuming from step {done} ") == 1  # the second run, and only it, resumed
+    for name in first:
+        if device == "cpu":
+            assert torch.equal(first[name], second[name]), name
+        else:  # CUDA kernels are not promised to be bitwise deterministic
+            torch.testing.assert_close(first[name], second[name], rtol=1e-4, atol=1e-5)

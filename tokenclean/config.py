@@ -23,6 +23,8 @@ class ModelCfg(Strict):
     base: str = "tiny"  # 'tiny' = the built-in Llama pretrained by the `base` stage; else hub id or dir
     revision: str | None = None  # hub revision (commit) to pin a hub model
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: bf16 on GPU, fp32 on CPU
+    # tokenizer: the tokenizer's own chat template (stop if it has none); plain: the '### Role:' template
+    chat_template: Literal["tokenizer", "plain"] = "tokenizer"
 
 
 class DataCfg(Strict):
@@ -236,6 +238,14 @@ class CompareCfg(Strict):
         return self.seeds if self.ablation_seeds is None else self.ablation_seeds
 
 
+class RecoveryCfg(Strict):
+    """Crash recovery (tokenclean/recovery.py). No stage lists it in dvc.yaml: it never changes a result."""
+
+    dir: str = ".tokenclean/scratch"  # training checkpoints and scoring shards of unfinished stages
+    train_every: int = Field(100, ge=0)  # optimizer steps between training checkpoints; 0: none
+    score_shard_tokens: int = Field(262144, ge=1)  # tokens per saved scoring shard
+
+
 class Params(Strict):
     seed: int = 0
     model: ModelCfg = ModelCfg()
@@ -252,6 +262,7 @@ class Params(Strict):
     flows: FlowsCfg = FlowsCfg()
     retrain: RetrainCfg = RetrainCfg()
     compare: CompareCfg = CompareCfg()
+    recovery: RecoveryCfg = RecoveryCfg()
 
     @model_validator(mode="before")
     @classmethod

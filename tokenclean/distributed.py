@@ -54,7 +54,7 @@ def is_main() -> bool:
     return rank() == 0
 
 
-def progress(items, **kwargs):
+def progress(items=None, **kwargs):
     """A progress bar on the first process only: one bar per run, not one per process."""
     return tqdm(items, **kwargs) if is_main() else tqdm(items, disable=True, **kwargs)
 

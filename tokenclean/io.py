@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -27,18 +28,31 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)) / path.name
     try:
         yield tmp
-        if path.is_dir():
+        if path.is_dir():  # a directory cannot be replaced in one step; a file can (os.replace)
             shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
         os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp.parent, ignore_errors=True)
 
 
-def write_table(table: pa.Table, path: str | Path) -> None:
+META_KEY = b"tokenclean"  # Parquet schema metadata: the config and input hashes a table was made from
+
+
+def with_meta(table: pa.Table, meta: dict | None) -> pa.Table:
+    if meta is None:
+        return table
+    return table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: json.dumps(meta, sort_keys=True)})
+
+
+def table_meta(path: str | Path) -> dict:
+    """What :func:`write_table` recorded with ``meta=``; {} for a table written without."""
+    raw = (pq.read_schema(path).metadata or {}).get(META_KEY)
+    return json.loads(raw) if raw else {}
+
+
+def write_table(table: pa.Table, path: str | Path, meta: dict | None = None, **options) -> None:
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(with_meta(table, meta), tmp, **{"compression": "zstd", **options})
 
 
 def read_table(path: str | Path, columns: list[str] | None = None) -> pa.Table:
@@ -68,6 +82,20 @@ def file_hash(path: str | Path) -> str:
         with open(f, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 h.update(block)
+    return h.hexdigest()
+
+
+def rows_hash(*columns) -> str:
+    """sha256 of ragged integer columns (lists of per-sample arrays): row lengths and values.
+
+    What a mask or a training checkpoint was made from is recorded as this hash of the pool's
+    ``input_ids`` and ``labels``: it changes with any token, not with the file's encoding.
+    """
+    h = hashlib.sha256()
+    for rows in columns:
+        h.update(np.asarray([len(r) for r in rows], np.int64).tobytes())
+        if len(rows):
+            h.update(np.concatenate([np.asarray(r, np.int64) for r in rows]).tobytes())
     return h.hexdigest()
 
 

@@ -14,6 +14,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from tokenclean.io import read_json
+from tokenclean.render import PLAIN_TEMPLATE, check_tokenizer
 
 SPECIALS = ["<|pad|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>"]
 # Chat template of the tiny tokenizer: role tag, content, end-of-turn token.
@@ -75,8 +76,14 @@ def base_source(base_dir: str | Path) -> tuple[str, str | None]:
 
 
 def load_tokenizer(base_dir: str | Path):
+    """The base's tokenizer, with the chat template source.json chose (``model.chat_template``); it
+    must have a template and an end-of-sequence token (:func:`tokenclean.render.check_tokenizer`)."""
     name, revision = base_source(base_dir)
     tok = AutoTokenizer.from_pretrained(name, revision=revision)
+    src = Path(base_dir) / "source.json"
+    if src.exists() and read_json(src).get("chat_template") == "plain":
+        tok.chat_template = PLAIN_TEMPLATE
+    check_tokenizer(tok, f"the tokenizer of {name}")
     if tok.pad_token is None:  # padding never reaches a loss or an artifact; any id will do
         tok.pad_token = tok.eos_token
     return tok
@@ -93,6 +100,6 @@ def check_vocab(model, tokenizer) -> None:
     n_emb = model.get_input_embeddings().num_embeddings
     if len(tokenizer) > n_emb:
         raise ValueError(
-            f"tokenizer has {len(tokenizer)} tokens but the model embeds only {n_emb}: "
-            "use the tokenizer that belongs to model.base"
+            f"the tokenizer has {len(tokenizer)} tokens but the model embeds only {n_emb}, so some token ids "
+            "have no embedding: use the tokenizer that belongs to model.base (or resize the model's embeddings)"
         )

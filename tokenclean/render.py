@@ -1,7 +1,7 @@
 """Rendering chats to ``input_ids`` and ``labels``: the assistant turns are learned, nothing else.
 
-The tokenizer's own chat template renders the conversation (a documented plain template
-stands in when it has none). Assistant spans are found in *characters* by rendering the
+The tokenizer's chat template renders the conversation (its own, or the documented plain
+template when ``model.chat_template: plain``, see :func:`tokenclean.modeling.load_tokenizer`). Assistant spans are found in *characters* by rendering the
 conversation prefix by prefix, then mapped to tokens through the fast tokenizer's offsets,
 so the labels follow the model's real tokenisation of the whole text.
 """
@@ -13,19 +13,26 @@ import numpy as np
 from tokenclean.columns import IGNORE
 from tokenclean.formats import DataError
 
-# Used when the tokenizer has no chat template. ``eos`` closes every turn.
+# model.chat_template: plain. ``eos`` closes every turn.
 PLAIN_TEMPLATE = (
     "{% for m in messages %}### {{ m['role'] | capitalize }}:\n{{ m['content'] }}{{ eos_token }}\n\n{% endfor %}"
     "{% if add_generation_prompt %}### Assistant:\n{% endif %}"
 )
 
 
-def template_of(tokenizer) -> str:
-    if tokenizer.chat_template:
-        return tokenizer.chat_template
+def check_tokenizer(tokenizer, where: str = "the tokenizer") -> None:
+    """A tokenizer can render SFT data only with a chat template and an end-of-sequence token."""
     if tokenizer.eos_token is None:
-        raise DataError("tokenizer has no chat template and no end-of-sequence token; set one on the tokenizer")
-    return PLAIN_TEMPLATE
+        raise DataError(f"{where} has no end-of-sequence token, so a response could never end: "
+                        "set eos_token in its tokenizer_config.json")
+    if not tokenizer.chat_template:
+        raise DataError(f"{where} has no chat template: give it one (chat_template in tokenizer_config.json), "
+                        "or set model.chat_template: plain to render '### Role:' turns closed by its eos token")
+
+
+def template_of(tokenizer) -> str:
+    check_tokenizer(tokenizer)
+    return tokenizer.chat_template
 
 
 def render_text(tokenizer, messages, add_generation_prompt: bool = False) -> str:

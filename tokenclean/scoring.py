@@ -9,6 +9,8 @@ scores every N-th batch and all get every result back (:mod:`tokenclean.distribu
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import torch
 
@@ -16,6 +18,9 @@ from tokenclean import distributed, kernels as K
 from tokenclean.align import predictor_positions, response_positions
 from tokenclean.batching import collate, needs_mask, token_budget_batches
 from tokenclean.columns import IGNORE
+from tokenclean.recovery import Shards
+
+log = logging.getLogger(__name__)
 
 
 def _parts(model):
@@ -62,41 +67,89 @@ def token_nll(model, batch: dict, chunk: int = 4096, targets: torch.Tensor | Non
     return head_nll(model, h, y, chunk, kernels)
 
 
-@torch.inference_mode()
-def score_dataset(model, ids_list, labels_list, pad_id: int, batch_tokens: int, chunk: int, desc="NLL",
-                  kernels: str = "torch"):
-    """Per-sample float32 arrays of response-token NLL, in the input's sample order."""
-    model.eval()
+def shard_plan(batches: list[list[int]], lengths: list[int], shard_tokens: int) -> list[list[list[int]]]:
+    """Consecutive batches grouped into shards of at least ``shard_tokens`` tokens (the last may be smaller).
+
+    Shards only group the batches of the unsharded plan, so every batch, and every score, is the
+    same however the work is cut.
+    """
+    shards, current, size = [], [], 0
+    for rows in batches:
+        current.append(rows)
+        size += sum(lengths[r] for r in rows)
+        if size >= shard_tokens:
+            shards.append(current)
+            current, size = [], 0
+    return shards + ([current] if current else [])
+
+
+def _score_batches(model, batches, ids_list, labels_list, pad_id, chunk, kernels, bar) -> dict[int, np.ndarray]:
     device = next(model.parameters()).device
-    K.apply(model, kernels)
-    batches = distributed.share(token_budget_batches([len(x) for x in ids_list], batch_tokens))
-    pending = []  # results stay on the device until the end: no copy back stalls the next batch
-    with K.rope(model, kernels):
-        for rows in distributed.progress(batches, desc=desc, unit="batch", mininterval=2):
-            batch = collate([ids_list[r] for r in rows], [labels_list[r] for r in rows], pad_id, device=device,
-                            mask=needs_mask(device))
-            counts = [int((np.asarray(labels_list[r]) != IGNORE).sum()) for r in rows]
-            pending.append((rows, counts, token_nll(model, batch, chunk, kernels=kernels)))
+    pending = []  # results stay on the device until the shard ends: no copy back stalls the next batch
+    for rows in batches:
+        batch = collate([ids_list[r] for r in rows], [labels_list[r] for r in rows], pad_id, device=device,
+                        mask=needs_mask(device))
+        counts = [int((np.asarray(labels_list[r]) != IGNORE).sum()) for r in rows]
+        pending.append((rows, counts, token_nll(model, batch, chunk, kernels=kernels)))
+        bar.update()
     local = {}
     for rows, counts, nll in pending:
         for r, part in zip(rows, np.split(nll.float().cpu().numpy(), np.cumsum(counts)[:-1])):
             local[r] = part.astype(np.float32)
+    return local
+
+
+@torch.inference_mode()
+def score_dataset(model, ids_list, labels_list, pad_id: int, batch_tokens: int, chunk: int, desc="NLL",
+                  kernels: str = "torch", shards: Shards | None = None, sample_ids: list | None = None):
+    """Per-sample float32 arrays of response-token NLL, in the input's sample order.
+
+    With ``shards``, finished shards are saved as they complete and reused by a rerun.
+    A non-finite loss names its sample (``sample_ids``, else the row).
+    """
+    model.eval()
+    K.apply(model, kernels)
+    lengths = [len(x) for x in ids_list]
+    batches = distributed.share(token_budget_batches(lengths, batch_tokens))
+    shards = shards or Shards(None, 1 << 62)
+    plan = shard_plan(batches, lengths, shards.tokens)
+    local, reused = {}, 0
+    with K.rope(model, kernels), distributed.progress(total=len(batches), desc=desc, unit="batch", mininterval=2) as bar:
+        for i, group in enumerate(plan):
+            name = f"{desc.replace(' ', '_')}-{distributed.rank()}of{distributed.world_size()}-{i:05d}"
+            done = shards.load(name)
+            if done is None:
+                shards.save(name, done := _score_batches(model, group, ids_list, labels_list, pad_id, chunk, kernels, bar))
+            else:
+                reused += 1
+                bar.update(len(group))
+            local.update(done)
+    if reused:
+        log.info("%s: reused %d of %d shards from an interrupted run", desc, reused, len(plan))
     out = distributed.gather(local, len(ids_list))
-    bad = [i for i, x in enumerate(out) if not np.isfinite(x).all()]
-    if bad:
-        raise FloatingPointError(f"non-finite loss in {len(bad)} samples (first: row {bad[0]}); check the model and data")
+    check_finite(out, sample_ids)
     return out
 
 
+def check_finite(losses: list[np.ndarray], sample_ids: list | None = None) -> None:
+    bad = [i for i, x in enumerate(losses) if not np.isfinite(x).all()]
+    if bad:
+        name = (lambda i: f"sample {sample_ids[i]!r}") if sample_ids is not None else (lambda i: f"row {i}")
+        raise FloatingPointError(f"non-finite (NaN or infinite) loss in {len(bad)} samples, first {name(bad[0])}: "
+                                 "check the model's weights (a diverged checkpoint?) and model.dtype "
+                                 "(float16 overflows: use bfloat16 or float32)")
+
+
 def score_base_and_reference(model, ids_list, labels_list, pad_id: int, batch_tokens: int, chunk: int,
-                             kernels: str = "torch"):
+                             kernels: str = "torch", shards: Shards | None = None, sample_ids: list | None = None):
     """(base NLL, reference NLL) from one model holding the reference as a LoRA adapter.
 
     The reference pass runs with the adapter, the base pass with it disabled: one model in
     memory, loaded once, for both.
     """
     args = (ids_list, labels_list, pad_id, batch_tokens, chunk)
-    ref = score_dataset(model, *args, desc="reference NLL", kernels=kernels)
+    extra = dict(kernels=kernels, shards=shards, sample_ids=sample_ids)
+    ref = score_dataset(model, *args, desc="reference NLL", **extra)
     with model.disable_adapter():
-        base = score_dataset(model, *args, desc="base NLL", kernels=kernels)
+        base = score_dataset(model, *args, desc="base NLL", **extra)
     return base, ref

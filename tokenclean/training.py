@@ -24,6 +24,7 @@ from peft.helpers import disable_input_dtype_casting
 from tokenclean import distributed, kernels as K
 from tokenclean.batching import collate, needs_mask, token_budget_batches
 from tokenclean.columns import IGNORE
+from tokenclean.recovery import TrainState
 from tokenclean.scoring import head_nll, response_hidden
 
 log = logging.getLogger(__name__)
@@ -99,8 +100,13 @@ def _sync_grads(params: list[torch.Tensor], loss: float) -> float:
     return float(total)
 
 
-def train(model, ids_list, labels_list, cfg, pad_id: int, seed: int, desc: str = "train", kernels: str = "torch") -> dict:
-    """Fine-tune ``model`` in place on rows whose labels keep at least one token."""
+def train(model, ids_list, labels_list, cfg, pad_id: int, seed: int, desc: str = "train", kernels: str = "torch",
+          state: TrainState | None = None) -> dict:
+    """Fine-tune ``model`` in place on rows whose labels keep at least one token.
+
+    With ``state``, every ``state.every`` steps the full training state is saved to its scratch
+    folder, and a run that finds one there continues from it (bit-identical on CPU).
+    """
     rows = [i for i, y in enumerate(labels_list) if (np.asarray(y) != IGNORE).any()]
     skipped = len(labels_list) - len(rows)
     if skipped:
@@ -119,22 +125,26 @@ def train(model, ids_list, labels_list, cfg, pad_id: int, seed: int, desc: str =
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = plan_steps([len(ids_list[r]) for r in rows], cfg, seed)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(len(steps), cfg.warmup_ratio))
+    state = state or TrainState(None, 0)
+    done, losses = state.restore(model, opt, sched)
     model.train()
-    losses = []
-    bar = distributed.progress(steps, desc=desc, unit="step", mininterval=2)
-    for step in bar:
+    bar = distributed.progress(steps[done:], desc=desc, unit="step", mininterval=2, initial=done, total=len(steps))
+    for n, step in enumerate(bar, start=done):
         n_kept = sum(kept[i] for mb in step for i in mb)
         micro = [collate([ids_list[rows[i]] for i in mb], [labels_list[rows[i]] for i in mb], pad_id, device=device,
                          mask=needs_mask(device)) for mb in distributed.share(step)]
         loss = _sync_grads(params, accumulate(model, micro, n_kept=n_kept, kernels=kernels))
         if not math.isfinite(loss):
-            raise FloatingPointError(f"non-finite training loss at step {len(losses)}; lower {desc}.lr")
+            batch_rows = sorted(rows[i] for mb in step for i in mb)
+            raise FloatingPointError(f"non-finite training loss at step {n} (data rows {batch_rows[:8]}): "
+                                     f"lower {desc}.lr, or use float32/bfloat16 rather than float16")
         torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
         losses.append(loss)
         bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+        state.after_step(n + 1, len(steps), model, opt, sched, losses)
     model.eval()
     return {"steps": len(steps), "samples": len(rows), "samples_skipped": skipped,
             "first_loss": losses[0], "final_loss": float(np.mean(losses[-10:]))}

@@ -1,0 +1,117 @@
+"""Interrupted stages: killed with SIGKILL, rerun, and ending exactly where an uninterrupted run ends."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.conftest import ROOT, write_tiny_params
+from tokenclean.io import file_hash, read_json
+
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+
+
+def stage_dir(tiny_run: Path, tmp: Path, inputs: list[str], **params) -> Path:
+    """A working folder with the tiny run's ``inputs`` (paths under out/) and tiny params plus ``params``."""
+    tmp.mkdir()
+    for name in inputs:
+        shutil.copytree(tiny_run / "out" / name, tmp / "out" / name)
+    write_tiny_params(tmp / "params.yaml", **params)
+    return tmp
+
+
+def start(cwd: Path, module: str, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", module, *args], cwd=cwd, env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def kill_when(proc: subprocess.Popen, ready, timeout: float = 300) -> None:
+    """SIGKILL ``proc`` as soon as ``ready()`` holds; fail if it ends first."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert proc.poll() is None, f"the stage ended before it could be killed:\n{proc.communicate()[1][-3000:]}"
+        assert time.monotonic() < deadline, "timed out waiting for a checkpoint"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+
+
+def finish(cwd: Path, module: str, *args: str) -> str:
+    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=ENV, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stderr
+
+
+# Many short steps, a checkpoint every 3: the kill lands after a checkpoint and well before the end.
+LONG = {"method": "full", "epochs": 20, "batch_tokens": 256, "lora_r": 4}
+LONG_TRAIN = {"train": LONG, "recovery": {"train_every": 3}}
+STAGES = {  # stage command, the tiny run's outputs it reads, params, what it writes
+    "train": (["tasks.train"], ["base", "prepare", "select"], LONG_TRAIN, "out/train"),
+    "evolve_train@r1": (["tasks.evolve_train", "--round", "r1"], ["base", "evolve"],
+                        {"evolve": {"train": {**LONG, "method": "lora"}}, "recovery": {"train_every": 3}},
+                        "out/evolve/r1/train"),  # LoRA, as the tiny run's rounds: a round keeps its predecessor's kind
+}
+
+
+def inputs_of(tiny_run, tmp, stage):
+    module, inputs, params, out = STAGES[stage]
+    work = stage_dir(tiny_run, tmp, inputs, **params)
+    shutil.rmtree(work / out, ignore_errors=True)  # copied with out/evolve: the output to make again
+    return work, module, work / out
+
+
+@pytest.mark.slow  # three tiny training runs in subprocesses (~30 s each stage)
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_killed_training_resumes_to_bit_identical_weights(tmp_path, tiny_run, stage):
+    whole, module, whole_out = inputs_of(tiny_run, tmp_path / "whole", stage)
+    finish(whole, *module)
+    assert not any((whole / ".tokenclean" / "scratch").iterdir())  # a finished stage leaves no scratch behind
+
+    cut, module, cut_out = inputs_of(tiny_run, tmp_path / "cut", stage)
+    scratch = cut / ".tokenclean" / "scratch"
+    kill_when(start(cut, *module), lambda: any(scratch.glob("*/*/latest")))
+    assert not cut_out.exists()  # killed mid-training: no output at all
+    assert "resuming from step" in finish(cut, *module)
+
+    [name] = [p.name for p in (whole_out / "model").glob("*.safetensors")]  # full weights or an adapter
+    a, b = (load_file(d / "model" / name) for d in (whole_out, cut_out))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert read_json(whole_out / "model/meta.json")["train"] == read_json(cut_out / "model/meta.json")["train"]
+    assert not any(scratch.iterdir())
+
+
+@pytest.mark.slow
+def test_training_state_of_other_inputs_is_not_resumed(tmp_path, tiny_run):
+    """A checkpoint belongs to its params and inputs: other params start over in a folder of their own."""
+    cut = stage_dir(tiny_run, tmp_path / "cut", ["base", "prepare", "select"], **LONG_TRAIN)
+    scratch = cut / ".tokenclean" / "scratch" / "train"
+    kill_when(start(cut, "tasks.train"), lambda: any(scratch.glob("*/latest")))
+    write_tiny_params(cut / "params.yaml", **{**LONG_TRAIN, "train": {**LONG_TRAIN["train"], "lr": 1e-3}})
+    assert "resuming" not in finish(cut, "tasks.train")
+
+
+@pytest.mark.slow  # the score stage twice, one of them killed after its first shard
+def test_killed_scoring_resumes_from_its_shards(tmp_path, tiny_run):
+    inputs = ["base", "prepare", "warmup"]
+    shards = {"score": {"batch_tokens": 128, "chunk": 64}, "recovery": {"score_shard_tokens": 256}}
+    whole = stage_dir(tiny_run, tmp_path / "whole", inputs, **shards)
+    finish(whole, "tasks.score")
+
+    cut = stage_dir(tiny_run, tmp_path / "cut", inputs, **shards)
+    folder = cut / ".tokenclean" / "scratch" / "score"
+    kill_when(start(cut, "tasks.score"), lambda: len(list(folder.glob("*/*.safetensors"))) >= 2)
+    assert not (cut / "out" / "score").exists()
+    log = finish(cut, "tasks.score")
+    assert "shards from an interrupted run" in log
+    assert file_hash(whole / "out/score/scores.parquet") == file_hash(cut / "out/score/scores.parquet")
+    assert not folder.exists()
