@@ -119,9 +119,10 @@ def ablation_svg(rows: list[dict], cfg, key: str) -> str:
     scale = 100 if key == AVERAGE else 1
     series = {m: [None if r[m] is None else r[m] * scale for r in rows] for m in cfg.ablation_methods}
     colors = dict(zip(cfg.ablation_methods, PALETTE * 2))
-    seeds = ", ".join(str(s) for s in cfg.ablation_seed_list)
-    title = f"{key}{' (%)' if scale == 100 else ''} against data_prop, seeds {seeds}"
-    return line_chart([r["data_prop"] for r in rows], series, colors, title, "data_prop (share of response tokens kept)")
+    seeds = cfg.ablation_seed_list
+    title = f"{key}{' (%)' if scale == 100 else ''} against data_prop, seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}"
+    return line_chart([r["data_prop"] for r in rows], series, colors, title, "data_prop (share of response tokens kept)",
+                      y_range=(0, 100) if scale == 100 else None)
 
 
 def report(runs: list[Run], cfg, out: Path, extra: tuple[str, ...], ablation_key: str) -> str:

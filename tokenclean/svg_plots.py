@@ -61,16 +61,18 @@ STANDALONE_STYLE = ("<style>text{font:11px sans-serif;fill:#333}.ct{font-weight:
 
 
 def line_chart(xs: list[float], series: dict[str, list[float | None]], colors: dict[str, str], title: str,
-               x_label: str, fmt: str = "{:.1f}", width: int = 560, height: int = 260) -> str:
+               x_label: str, fmt: str = "{:.1f}", y_range: tuple[float, float] | None = None,
+               width: int = 560, height: int = 260) -> str:
     """One line with point markers per series over shared numeric ``xs``; a None value leaves a gap.
+    The y axis spans ``y_range``, or the values with a margin.
 
     A standalone SVG document (its own style), so it shows as an image, e.g. in a README.
     """
-    left, right, top_pad, bottom = 56, 8, 44, 48
+    left, right, top_pad, bottom = 56, 24, 44, 48
     plot_w, plot_h = width - left - right, height - top_pad - bottom
     values = [v for vs in series.values() for v in vs if v is not None]
     low, high = (min(values), max(values)) if values else (0.0, 1.0)
-    low, high = low - 0.05 * (high - low or 1), high + 0.05 * (high - low or 1)
+    low, high = y_range or (low - 0.05 * (high - low or 1), high + 0.05 * (high - low or 1))
     x0, x1 = min(xs), max(xs)
     px = lambda x: left + (x - x0) / ((x1 - x0) or 1) * plot_w  # noqa: E731
     py = lambda y: top_pad + plot_h - (y - low) / (high - low) * plot_h  # noqa: E731
