@@ -23,7 +23,7 @@ from dvc.repo import Repo, lock_repo
 from dvc.repo.reproduce import collect_stages, get_active_graph, plan_repro
 
 from tasks.stage import STAGE_LOCK
-from tokenclean.locks import Busy, exclusive, is_held
+from tokenclean.locks import Busy, is_held
 
 
 class StageFailed(RuntimeError):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -24,12 +23,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from flows.retrain import retrain
 from tokenclean.config import load_params
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tokenclean.distributed import free_port
 
 
 def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:

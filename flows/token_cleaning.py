@@ -13,7 +13,6 @@ its metrics and the dvc.lock hashes of its mask and checkpoint.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.pipeline import Pipeline, lock_hashes, round_of
 from tokenclean.config import load_params
+from tokenclean.io import read_json
 from tokenclean.markdown import markdown_table
 from tokenclean.report_summary import summary_markdown
 
@@ -38,7 +38,7 @@ def round_report(root: Path, stage: str) -> dict:
     """What a round kept and reached, and the dvc.lock hashes that pin its mask and checkpoint."""
     name = round_of(stage)
     folder, suffix = (f"out/evolve/{name}", f"@{name}") if name else ("out", "")
-    read = lambda rel: json.loads((root / folder / rel).read_text())  # noqa: E731
+    read = lambda rel: read_json(root / folder / rel)  # noqa: E731
     kept = read("select/summary.json")
     return {
         "round": name or "fixed", "tokens": kept["tokens"], "tokens_kept": kept["tokens_kept"],
@@ -59,7 +59,7 @@ def publish(report: dict) -> None:
 
 def publish_audit(root: Path) -> None:
     """The token audit's headline numbers per round, and a link to the HTML page."""
-    summary = json.loads((root / "reports/tokens.json").read_text())
+    summary = read_json(root / "reports/tokens.json")
     create_markdown_artifact(summary_markdown(summary), key="token-audit", description="kept tokens per round")
     create_link_artifact((root / "reports/tokens.html").as_uri(), link_text="token audit (HTML)", key="token-audit-html")
 

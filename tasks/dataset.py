@@ -26,9 +26,11 @@ def data_hash(rows: dict) -> str:
     return rows_hash(rows[C.INPUT_IDS], rows[C.LABELS])
 
 
-def check_made_from(artifact, data, rows: dict, rerun: str) -> None:
-    """Refuse ``artifact`` (a Parquet table) unless its metadata says it was made from these data rows."""
-    made = table_meta(artifact).get("inputs", {}).get("data")
-    if made != data_hash(rows):
+def check_made_from(artifact, data, rows: dict, rerun: str) -> str:
+    """Refuse ``artifact`` (a Parquet table) unless its metadata says it was made from these data rows;
+    returns the rows' :func:`data_hash`."""
+    made, actual = table_meta(artifact).get("inputs", {}).get("data"), data_hash(rows)
+    if made != actual:
         recorded = f"recorded data hash {made[:12]}" if made else "no recorded data hash"
-        raise ValueError(f"{artifact} was not made from {data} ({recorded}, the data's is {data_hash(rows)[:12]}); {rerun}")
+        raise ValueError(f"{artifact} was not made from {data} ({recorded}, the data's is {actual[:12]}); {rerun}")
+    return actual

@@ -21,7 +21,7 @@ def run(params: Params, name: str, evolve=EVOLVE, base=BASE) -> None:
     ids, labels = masked_labels(paths.data, paths.keep)
     cfg = params.evolve.round_train(name)
     meta = {"round": name, "prev": params.evolve.rounds[name].prev, "data_sha256": file_hash(paths.data),
-            "keep_sha256": file_hash(paths.keep), "prev_sha256": file_hash(prev or base)}
+            "keep_sha256": file_hash(paths.keep)}  # finetune adds base_sha256 and prev_sha256
     finetune(params, cfg, ids, labels, base, paths.model, meta, f"evolve_train@{name}", start=prev)
 
 

@@ -19,11 +19,8 @@ from tokenclean.scoring import score_base_and_reference, score_dataset
 def pool_losses(params: Params, ids, labels, base, reference, shards: Shards | None = None, sample_ids=None):
     """(loss_base, loss_ref) per sample. A LoRA reference is loaded once: the base pass disables the adapter.
     ``reference=None`` means the base itself. ``shards`` keeps finished work for a rerun.
-
-    With ``compute.processes > 1`` the stage runs data-parallel (:func:`tokenclean.distributed.launch`);
-    every process gets all losses back, in sample order.
+    In a launched process group every process gets all losses back, in sample order.
     """
-    distributed.launch(params.compute.processes)
     tok = load_tokenizer(base)
     args = (ids, labels, tok.pad_token_id, params.score.batch_tokens, params.score.chunk)
     extra = dict(kernels=params.compute.kernels, shards=shards, sample_ids=sample_ids)
@@ -41,7 +38,10 @@ def pool_losses(params: Params, ids, labels, base, reference, shards: Shards | N
 
 
 def score_stage(params: Params, stage: str, data, base, reference, out) -> None:
-    """Score ``data`` with base and reference into ``out``, resumably: finished shards survive a crash."""
+    """Score ``data`` with base and reference into ``out``, resumably: finished shards survive a crash.
+
+    With ``compute.processes > 1`` the stage runs data-parallel (:func:`tokenclean.distributed.launch`).
+    """
     distributed.launch(params.compute.processes)
     rows = load_rows(data)
     inputs = {"data": data_hash(rows), "base": file_hash(base), "reference": file_hash(reference) if reference else None}

@@ -12,7 +12,7 @@ from typing import Callable
 
 import torch
 
-from tokenclean.config import Params, ParamsError, load_params
+from tokenclean.config import ParamsError, load_params
 from tokenclean.formats import DataError
 from tokenclean.locks import Busy, exclusive
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tasks.dataset import check_made_from, data_hash, load_rows
+from tasks.dataset import check_made_from, load_rows
 from tasks.finetune import finetune
 from tasks.stage import OUT, stage_main
 from tokenclean import columns as C
@@ -24,7 +24,7 @@ def run(params: Params, out=OUT / "train" / "model", data=OUT / "prepare" / "poo
         keep=OUT / "select" / "keep.parquet", base=OUT / "base") -> None:
     """Write out/train/model (LoRA adapter or full weights, plus meta.json)."""
     ids, labels = masked_labels(data, keep)
-    meta = {"data_sha256": file_hash(data), "keep_sha256": file_hash(keep), "base_sha256": file_hash(base)}
+    meta = {"data_sha256": file_hash(data), "keep_sha256": file_hash(keep)}
     finetune(params, params.train, ids, labels, base, out, meta, "train")
 
 

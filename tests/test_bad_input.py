@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 
@@ -62,14 +61,11 @@ def test_misspelt_params_key_suggests_the_right_one(tmp_path):
 
 def test_prepare_stage_fails_cleanly_and_writes_nothing(tmp_path, tiny_run):
     """The CLI exits non-zero with the message, and out/prepare is never created."""
-    import shutil
-
     (tmp_path / "out").mkdir()
     shutil.copytree(tiny_run / "out" / "base", tmp_path / "out" / "base")
     (tmp_path / "bad.jsonl").write_text(json.dumps(GOOD) + "\n{oops\n")
     write_tiny_params(tmp_path / "params.yaml", data={"source": "bad.jsonl", "warmup": 1, "eval": 1})
-    proc = subprocess.run([sys.executable, "-m", "tasks.prepare"], cwd=tmp_path, capture_output=True, text=True,
-                          env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    proc = run_stage(tmp_path, "tasks.prepare")
     assert proc.returncode == 2
     assert "bad.jsonl:2: malformed JSON line" in proc.stderr
     assert not (tmp_path / "out" / "prepare").exists()
@@ -118,8 +114,7 @@ def test_plain_chat_template_is_an_explicit_choice(tmp_path, tiny_run):
 
 def test_tokenizer_larger_than_the_model_vocabulary_is_refused(tmp_path, tiny_run):
     model_dir = hub_base(tmp_path, tiny_run, lambda t: t.add_tokens([f"<extra{i}>" for i in range(50)]))
-    for name in ("prepare",):
-        shutil.copytree(tiny_run / "out" / name, tmp_path / "out" / name)
+    shutil.copytree(tiny_run / "out" / "prepare", tmp_path / "out" / "prepare")
     write_tiny_params(tmp_path / "params.yaml", model={"base": str(model_dir)})
     assert run_stage(tmp_path, "tasks.base").returncode == 0
     proc = run_stage(tmp_path, "tasks.warmup")

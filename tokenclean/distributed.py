@@ -94,7 +94,7 @@ def broadcast_(tensors: list[torch.Tensor]) -> None:
         dist.broadcast(t.data, src=0)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -122,6 +122,6 @@ def launch(processes: int) -> None:
         raise ValueError(f"compute.processes={processes} but only {torch.cuda.device_count()} GPUs are visible")
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-           "--main_process_port", str(_free_port()), "-m", module, *sys.argv[1:]]
+           "--main_process_port", str(free_port()), "-m", module, *sys.argv[1:]]
     log.info("running %s on %d processes: %s", module, processes, " ".join(cmd))
     sys.exit(subprocess.call(cmd))

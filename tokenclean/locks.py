@@ -39,11 +39,13 @@ def exclusive(path: str | Path, what: str, hint: str = ""):
 
 
 def is_held(path: str | Path) -> str | None:
-    """Who holds ``path`` (its content), or None if nobody does (checked by taking it for a moment)."""
+    """Who holds ``path`` (its content), or None if nobody does (checked by trying it for a moment)."""
     if not Path(path).exists():
         return None
-    try:
-        with exclusive(path, "a check"):
-            return None
-    except Busy as err:
-        return str(err).split(" is held by ", 1)[1]  # no hint was given: the rest is the holder
+    with open(path) as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return fh.read().strip() or "another process"
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        return None

@@ -109,25 +109,6 @@ def _trainable(model) -> dict[str, torch.Tensor]:
     return {n: p for n, p in model.named_parameters() if p.requires_grad}
 
 
-def save_shard(folder: Path, name: str, rows: dict[int, np.ndarray]) -> None:
-    """One finished scoring shard: {row: float32 per-token NLL}, as a ragged safetensors pair."""
-    order = sorted(rows)
-    flat = np.concatenate([rows[r] for r in order]) if order else np.zeros(0, np.float32)
-    with atomic_path(folder / f"{name}.safetensors") as tmp:
-        save_file({"rows": torch.tensor(order, dtype=torch.int64),
-                   "lengths": torch.tensor([len(rows[r]) for r in order], dtype=torch.int64),
-                   "values": torch.from_numpy(np.ascontiguousarray(flat, np.float32))}, tmp)
-
-
-def load_shard(folder: Path, name: str) -> dict[int, np.ndarray] | None:
-    path = folder / f"{name}.safetensors"
-    if not path.exists():
-        return None
-    t = {k: v.numpy() for k, v in load_file(path).items()}
-    parts = np.split(t["values"], np.cumsum(t["lengths"])[:-1]) if len(t["rows"]) else []
-    return {int(r): part for r, part in zip(t["rows"], parts)}
-
-
 @dataclass
 class Shards:
     """Where a scoring pass keeps its finished shards (``folder=None``: nowhere), and their size."""
@@ -136,8 +117,22 @@ class Shards:
     tokens: int
 
     def load(self, name: str) -> dict[int, np.ndarray] | None:
-        return load_shard(self.folder, name) if self.folder is not None else None
+        """A finished shard's {row: float32 per-token NLL}, or None if it is not there."""
+        path = self.folder / f"{name}.safetensors" if self.folder is not None else None
+        if path is None or not path.exists():
+            return None
+        t = {k: v.numpy() for k, v in load_file(path).items()}
+        parts = np.split(t["values"], np.cumsum(t["lengths"])[:-1]) if len(t["rows"]) else []
+        return {int(r): part for r, part in zip(t["rows"], parts)}
 
     def save(self, name: str, rows: dict[int, np.ndarray]) -> None:
-        if self.folder is not None:  # every process saves its own shards (their names carry the rank)
-            save_shard(self.folder, name, rows)
+        """One finished shard, ragged: row ids, lengths and the values end to end. Every process saves
+        its own shards (their names carry the rank)."""
+        if self.folder is None:
+            return
+        order = sorted(rows)
+        flat = np.concatenate([rows[r] for r in order]) if order else np.zeros(0, np.float32)
+        with atomic_path(self.folder / f"{name}.safetensors") as tmp:
+            save_file({"rows": torch.tensor(order, dtype=torch.int64),
+                       "lengths": torch.tensor([len(rows[r]) for r in order], dtype=torch.int64),
+                       "values": torch.from_numpy(np.ascontiguousarray(flat, np.float32))}, tmp)
