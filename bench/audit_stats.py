@@ -22,14 +22,14 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the cli package, when run as a script
 
-from cli.main import main as cli_main  # noqa: E402
 from tokenclean import columns as C  # noqa: E402
-from tokenclean.audit_load import load_round  # noqa: E402
-from tokenclean.audit_stats import round_stats  # noqa: E402
+from tokenclean.audit.load import load_round  # noqa: E402
+from tokenclean.audit.stats import round_stats  # noqa: E402
+from tokenclean.cli.main import main as cli_main  # noqa: E402
 from tokenclean.io import write_table  # noqa: E402
-from tokenclean.modeling import train_tokenizer  # noqa: E402
-from tokenclean.run_layout import LocalFiles, round_paths  # noqa: E402
-from tokenclean.selection import top_k  # noqa: E402
+from tokenclean.layout import BASE, LocalFiles, round_paths  # noqa: E402
+from tokenclean.method.selection import top_k  # noqa: E402
+from tokenclean.model.modeling import train_tokenizer  # noqa: E402
 
 PROMPT = 32  # prompt tokens per sample, not learned
 
@@ -43,7 +43,7 @@ def write_run(root: Path, tokens: int, seed: int = 0) -> None:
     """Samples of 50-350 response tokens after a prompt; token ids Zipf-like; the global top 60% kept."""
     rng = np.random.default_rng(seed)
     tok = train_tokenizer([f"word{i} and more words {i % 7}" for i in range(2000)], vocab_size=1024)
-    tok.save_pretrained(root / "out" / "base")
+    tok.save_pretrained(root / BASE)
     lengths = rng.integers(50, 351, tokens // 150 + 10)  # more than enough; cut at the token count
     lengths = lengths[: np.searchsorted(np.cumsum(lengths), tokens) + 1]
     lengths[-1] -= lengths.sum() - tokens

@@ -39,17 +39,18 @@ import torch  # noqa: E402
 
 from bench import recipe  # noqa: E402
 from bench.workload import Samples, build_model, forward_flops, keep_share, sft_samples  # noqa: E402
-from tasks.dataset import load_rows  # noqa: E402
-from tasks.score import save_scores_table, scores_table  # noqa: E402
-from tokenclean.checkpoint import prepare_finetune  # noqa: E402
 from tokenclean.columns import IGNORE  # noqa: E402
 from tokenclean.config import FinetuneCfg  # noqa: E402
-from tokenclean.scoring import score_base_and_reference, score_dataset  # noqa: E402
-from tokenclean.selection import select, split_keep  # noqa: E402
-from tokenclean.training import train  # noqa: E402
+from tokenclean.data.rows import load_rows  # noqa: E402
+from tokenclean.method.scores import save_scores_table, scores_table  # noqa: E402
+from tokenclean.method.scoring import score_base_and_reference, score_dataset  # noqa: E402
+from tokenclean.method.selection import select, split_keep  # noqa: E402
+from tokenclean.model.checkpoint import prepare_finetune  # noqa: E402
+from tokenclean.model.training import train  # noqa: E402
 
 KEEP = 0.6  # share of response tokens kept, for selection and for masked SFT
-TRAIN_TOKENS = {"tiny": 4096, "1b": 16384, "3b": 8192}  # project trainer's micro-batch: what fits 80 GB without checkpointing
+# project trainer's micro-batch: what fits 80 GB without checkpointing
+TRAIN_TOKENS = {"tiny": 4096, "1b": 16384, "3b": 8192}
 
 
 def sync(device) -> None:
@@ -111,7 +112,8 @@ def score_recipe(shape, samples: Samples, device, peak: float) -> tuple[dict, li
 
 def score_project(shape, samples: Samples, device, peak: float, kernels: str, batch_tokens: int, chunk: int):
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    # the reference as the score stage loads it: base + LoRA adapter, all in the compute dtype, one model for both passes
+    # the reference as the score stage loads it: base + LoRA adapter, all in the compute dtype,
+    # one model for both passes
     model = prepare_finetune(build_model(shape, dtype, device), FinetuneCfg(method="lora", lora_r=64, lora_alpha=16),
                              "bench").to(dtype)
     args = (samples.ids, samples.labels, 0, batch_tokens, chunk)
@@ -121,7 +123,7 @@ def score_project(shape, samples: Samples, device, peak: float, kernels: str, ba
     t0 = clock(device)
     score_base_and_reference(model, *args, kernels=kernels)
     row["cold_seconds"] = clock(device) - t0
-    # the two passes of tokenclean.scoring.score_base_and_reference, timed one by one
+    # the two passes of tokenclean.method.scoring.score_base_and_reference, timed one by one
     with measured(device, row):
         t0 = clock(device)
         score_dataset(model, *args, kernels=kernels)
@@ -202,8 +204,10 @@ def environment(device) -> dict:
             return version(name)
         except PackageNotFoundError:
             return None
-    env = {"date": datetime.date.today().isoformat(), "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
-           "torch": torch.__version__, "transformers": ver("transformers"), "peft": ver("peft"), "liger_kernel": ver("liger-kernel")}
+    env = {"date": datetime.date.today().isoformat(),
+           "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+           "torch": torch.__version__, "transformers": ver("transformers"), "peft": ver("peft"),
+           "liger_kernel": ver("liger-kernel")}
     return env
 
 
@@ -213,10 +217,11 @@ def table(results: list[dict]) -> str:
     for r in results:
         if r["work"] == "select":
             continue
-        base = next(x for x in results if x.get("shape") == r["shape"] and x["work"] == r["work"] and x["method"] == "recipe")
+        base = next(x for x in results
+                    if x.get("shape") == r["shape"] and x["work"] == r["work"] and x["method"] == "recipe")
         peak = f"{r['peak_gib']:.1f}" if r["peak_gib"] is not None else "-"
-        lines.append(f"| {r['shape']} | {r['work']} | {r['method']} | {r['tok_per_s']:,.0f} | {peak} | {r['tflops']:.1f} "
-                     f"| {r['matmul_share']:.1%} | {r['tok_per_s'] / base['tok_per_s']:.2f}x |")
+        lines.append(f"| {r['shape']} | {r['work']} | {r['method']} | {r['tok_per_s']:,.0f} | {peak} "
+                     f"| {r['tflops']:.1f} | {r['matmul_share']:.1%} | {r['tok_per_s'] / base['tok_per_s']:.2f}x |")
     return "\n".join(lines)
 
 
@@ -229,7 +234,8 @@ def parse(argv=None):
     p.add_argument("--train-tokens", type=int, help="project trainer: tokens per micro-batch (default per shape)")
     p.add_argument("--chunk", type=int, default=4096, help="project: positions per LM-head chunk")
     p.add_argument("--kernels", help="comma-separated: torch, liger (default: both on CUDA when liger is installed)")
-    p.add_argument("--select-tokens", type=int, help="tokens for the selection timing (default 10M on GPU, 200k on CPU)")
+    p.add_argument("--select-tokens", type=int,
+                   help="tokens for the selection timing (default 10M on GPU, 200k on CPU)")
     p.add_argument("--matmul", type=int, help="matrix size for the bf16 rate (default 8192 on GPU, 512 on CPU)")
     p.add_argument("--json", type=Path, help="write every figure here")
     return p.parse_args(argv)
@@ -259,7 +265,8 @@ def main(argv=None) -> list[dict]:
     a = parse(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     gpu = device.type == "cuda"
-    env = {**environment(device), "command": " ".join(["python -m bench.speed", *(argv if argv is not None else sys.argv[1:])])}
+    env = {**environment(device),
+           "command": " ".join(["python -m bench.speed", *(argv if argv is not None else sys.argv[1:])])}
     kernels = (a.kernels or ("torch,liger" if gpu and env["liger_kernel"] else "torch")).split(",")
     peak = matmul_rate(device, a.matmul or (8192 if gpu else 512))
     env["bf16_matmul_tflops"] = peak / 1e12

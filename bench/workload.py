@@ -53,7 +53,7 @@ class Samples:
     def labelled(self) -> int:
         return int(sum((y != IGNORE).sum() for y in self.labels))
 
-    def subset(self, rows) -> "Samples":
+    def subset(self, rows) -> Samples:
         return Samples([self.ids[r] for r in rows], [self.labels[r] for r in rows])
 
 

@@ -4,7 +4,7 @@ DVC owns staleness and caching: a flow asks DVC to reproduce one stage at a time
 skips it when nothing it depends on changed. A :class:`Pipeline` holds DVC's repository lock
 for as long as it is open, so no `dvc repro` or other flow can slip a stage in between two of
 ours; they fail at once instead. DVC lets go of that lock while a stage's command runs; then
-the stage lock every stage command holds (:data:`tasks.stage.STAGE_LOCK`) stops anything else
+the stage lock every stage command holds (:data:`tokenclean.stage.STAGE_LOCK`) stops anything else
 from starting a stage. No Prefect here, so this is testable alone.
 """
 
@@ -22,8 +22,8 @@ from dvc.lock import LockError
 from dvc.repo import Repo, lock_repo
 from dvc.repo.reproduce import collect_stages, get_active_graph, plan_repro
 
-from tasks.stage import STAGE_LOCK
 from tokenclean.locks import Busy, is_held
+from tokenclean.stage import STAGE_LOCK
 
 
 class StageFailed(RuntimeError):
@@ -31,7 +31,7 @@ class StageFailed(RuntimeError):
 
 
 def round_of(stage: str) -> str | None:
-    """``evolve_train@r2`` -> ``r2``; None for a stage that is not per round."""
+    """``train@r2`` -> ``r2``; None for a stage that is not per round."""
     return stage.split("@", 1)[1] if "@" in stage else None
 
 

@@ -2,7 +2,7 @@
 
 One run: look in ``retrain.inbox``; with nothing new, stop and change nothing. Otherwise
 copy the files to ``<retrain.store>/<round>/`` (tracked by DVC), append the round to
-``evolve.rounds`` (predecessor: the last round), reproduce what is stale (the new round's
+``rounds`` (reference and start: the last round), reproduce what is stale (the new round's
 stages and the summary; DVC skips the rest), and compare its evaluation with the previous
 round's. A round within ``retrain.tolerance`` is promoted: params.yaml, dvc.lock and the
 new .dvc file are committed and tagged ``<tag_prefix><round>``, outputs are pushed to the
@@ -14,6 +14,7 @@ model stays current, and the files move to ``<inbox>/rejected/<round>/``.
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 from pathlib import Path
 
@@ -23,13 +24,14 @@ from flows import versioning as vc
 from flows.params_file import append_round
 from flows.token_cleaning import token_cleaning
 from tokenclean.config import Params, RetrainCfg, load_params
-from tokenclean.formats import SUFFIXES
+from tokenclean.data.formats import SUFFIXES
 from tokenclean.io import read_json
+from tokenclean.layout import BASE_ROUND, OUT, REPORTS, round_paths
 from tokenclean.locks import exclusive
 
 COMMITTED = ["params.yaml", "dvc.lock"]
 RETRAIN_LOCK = Path(".dvc/tmp/retrain.lock")  # held for a whole retrain run
-TARGETS = ["evolve_summary", "report"]  # what a new round changes; the fixed-model stages are not touched
+TARGETS = ["summary", "report"]  # what a new round changes; earlier rounds are not touched
 
 
 class Regression(RuntimeError):
@@ -44,22 +46,22 @@ def inbox_files(inbox: Path) -> list[Path]:
 
 
 def next_round(params: Params) -> tuple[str, str]:
-    names = list(params.evolve.rounds)
-    n = len(names)
-    while f"r{n}" in names:
-        n += 1
-    return f"r{n}", names[-1] if names else "base"
+    """The new round's name (r<N> after the highest number so far) and its predecessor (the last round)."""
+    names = list(params.rounds)
+    numbers = [int(m.group(1)) for m in map(re.compile(r"r(\d+)$").match, names) if m]
+    return f"r{max(numbers, default=-1) + 1}", names[-1] if names else BASE_ROUND
 
 
 def check_regression(root: Path, cfg: RetrainCfg, name: str, prev: str) -> dict:
-    new = read_json(root / "out/evolve" / name / "evaluate/metrics.json")
-    if prev == "base" or cfg.metric not in new:
+    new = read_json(root / round_paths(name).metrics)
+    if prev == BASE_ROUND or cfg.metric not in new:
         return new
-    old = read_json(root / "out/evolve" / prev / "evaluate/metrics.json")[cfg.metric]
+    old = read_json(root / round_paths(prev).metrics)[cfg.metric]
     worse = new[cfg.metric] - old if cfg.mode == "min" else old - new[cfg.metric]
     if worse > cfg.tolerance:
         raise Regression(f"round {name} regresses: {cfg.metric} {new[cfg.metric]:.4f} against {old:.4f} for {prev} "
-                         f"(worse by {worse:.4f} > retrain.tolerance {cfg.tolerance}); not promoted, {prev} stays current")
+                         f"(worse by {worse:.4f} > retrain.tolerance {cfg.tolerance}); "
+                         f"not promoted, {prev} stays current")
     return new
 
 
@@ -72,7 +74,7 @@ def reject(root: Path, cfg: RetrainCfg, name: str, files: list[Path]) -> Path:
         (root / ignore).unlink(missing_ok=True)
     shutil.rmtree(root / cfg.store / name, ignore_errors=True)
     (root / cfg.store / f"{name}.dvc").unlink(missing_ok=True)
-    shutil.rmtree(root / "out/evolve" / name, ignore_errors=True)
+    shutil.rmtree(root / round_paths(name).root, ignore_errors=True)
     parked = root / cfg.inbox / "rejected" / name
     parked.mkdir(parents=True, exist_ok=True)
     for f in files:
@@ -116,7 +118,7 @@ def promote_round(root: Path, params: Params, files: list[Path], log) -> dict:
         raise err
     tag = f"{cfg.tag_prefix}{name}"
     commit = vc.commit_round(root, f"retrain: round {name} from {len(files)} new files", tag,
-                             COMMITTED + [cfg.store, "out", "reports"])
+                             COMMITTED + [cfg.store, str(OUT), str(REPORTS)])
     vc.push(root, cfg.remote)
     for f in files:
         f.unlink()

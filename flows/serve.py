@@ -23,7 +23,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from flows.retrain import retrain
 from tokenclean.config import load_params
-from tokenclean.distributed import free_port
+from tokenclean.model.distributed import free_port
 
 
 def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:

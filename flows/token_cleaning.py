@@ -7,7 +7,7 @@ fixed-model run) has been evaluated, the flow publishes an artifact with what it
 its metrics and the dvc.lock hashes of its mask and checkpoint.
 
     ./run flow                              # everything, with Prefect's temporary local API
-    ./run flow --target evolve_summary      # only the self-evolving pipeline
+    ./run flow --target evaluate@fixed      # only the fixed-model round (and the warm-up it needs)
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows.pipeline import Pipeline, lock_hashes, round_of
+from tokenclean.audit.markdown import markdown_table
+from tokenclean.audit.summary import summary_markdown
 from tokenclean.config import load_params
 from tokenclean.io import read_json
-from tokenclean.markdown import markdown_table
-from tokenclean.report_summary import summary_markdown
+from tokenclean.layout import REPORTS, round_paths
 
 
 @task(cache_policy=NO_CACHE, persist_result=False)
@@ -37,31 +38,35 @@ def run_stage(pipeline: Pipeline, stage: str) -> bool:
 def round_report(root: Path, stage: str) -> dict:
     """What a round kept and reached, and the dvc.lock hashes that pin its mask and checkpoint."""
     name = round_of(stage)
-    folder, suffix = (f"out/evolve/{name}", f"@{name}") if name else ("out", "")
-    read = lambda rel: read_json(root / folder / rel)  # noqa: E731
-    kept = read("select/summary.json")
+    paths = round_paths(name)
+    kept = read_json(root / paths.select / "summary.json")
     return {
-        "round": name or "fixed", "tokens": kept["tokens"], "tokens_kept": kept["tokens_kept"],
-        "kept_share": kept["kept_share"], "select": read("select/metrics.json"), "evaluate": read("evaluate/metrics.json"),
-        "mask_md5": lock_hashes(root, f"{'evolve_' if name else ''}select{suffix}").get(f"{folder}/select/keep.parquet"),
-        "checkpoint_md5": lock_hashes(root, f"{'evolve_' if name else ''}train{suffix}").get(f"{folder}/train"),
+        "round": name, "tokens": kept["tokens"], "tokens_kept": kept["tokens_kept"], "kept_share": kept["kept_share"],
+        "select": read_json(root / paths.select / "metrics.json"), "evaluate": read_json(root / paths.metrics),
+        "mask_md5": lock_hashes(root, f"select@{name}").get(paths.keep.as_posix()),
+        "checkpoint_md5": lock_hashes(root, f"train@{name}").get(paths.train.as_posix()),
     }
 
 
 def publish(report: dict) -> None:
-    rows = [("tokens kept", f"{report['tokens_kept']} of {report['tokens']}"), ("share kept", f"{report['kept_share']:.4f}")]
-    rows += [(k, f"{v:.4f}" if isinstance(v, float) else str(v)) for k, v in {**report["select"], **report["evaluate"]}.items()]
-    rows += [("mask md5 (dvc.lock)", f"`{report['mask_md5']}`"), ("checkpoint md5 (dvc.lock)", f"`{report['checkpoint_md5']}`")]
+    rows = [("tokens kept", f"{report['tokens_kept']} of {report['tokens']}"),
+            ("share kept", f"{report['kept_share']:.4f}")]
+    rows += [(k, f"{v:.4f}" if isinstance(v, float) else str(v))
+             for k, v in {**report["select"], **report["evaluate"]}.items()]
+    rows += [("mask md5 (dvc.lock)", f"`{report['mask_md5']}`"),
+             ("checkpoint md5 (dvc.lock)", f"`{report['checkpoint_md5']}`")]
     table = markdown_table(["", ""], rows)
     key = re.sub(r"[^a-z0-9-]+", "-", f"round-{report['round']}".lower())
-    create_markdown_artifact(f"## Round {report['round']}\n\n{table}", key=key, description=f"token cleaning, round {report['round']}")
+    create_markdown_artifact(f"## Round {report['round']}\n\n{table}", key=key,
+                             description=f"token cleaning, round {report['round']}")
 
 
 def publish_audit(root: Path) -> None:
     """The token audit's headline numbers per round, and a link to the HTML page."""
-    summary = read_json(root / "reports/tokens.json")
+    summary = read_json(root / REPORTS / "tokens.json")
     create_markdown_artifact(summary_markdown(summary), key="token-audit", description="kept tokens per round")
-    create_link_artifact((root / "reports/tokens.html").as_uri(), link_text="token audit (HTML)", key="token-audit-html")
+    create_link_artifact((root / REPORTS / "tokens.html").as_uri(), link_text="token audit (HTML)",
+                         key="token-audit-html")
 
 
 @flow(name="token_cleaning")
@@ -75,7 +80,7 @@ def token_cleaning(repo: str = ".", targets: list[str] | None = None) -> dict:
         for stage in pipeline.stage_order(targets):
             if stage_task.with_options(task_run_name=stage)(pipeline, stage):
                 ran.append(stage)
-            if stage == "evaluate" or stage.startswith("evolve_evaluate@"):
+            if stage.startswith("evaluate@"):
                 reports.append(round_report(root, stage))
                 publish(reports[-1])
             if stage == "report":

@@ -27,7 +27,8 @@ def require_clean(root: Path, paths: list[str]) -> None:
     """Retrain commits these files: refuse to mix a user's uncommitted edits into a round."""
     dirty = git(root, "status", "--porcelain", "--", *paths).strip()
     if dirty:
-        raise RuntimeError(f"uncommitted changes in {root}:\n{dirty}\nretrain commits these files: commit or discard them first")
+        raise RuntimeError(f"uncommitted changes in {root}:\n{dirty}\n"
+                           "retrain commits these files: commit or discard them first")
 
 
 def head(root: Path) -> str:

@@ -8,13 +8,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tasks.stage import OUT, log, stage_main
 from tokenclean.columns import IGNORE
 from tokenclean.config import FinetuneCfg, Params
-from tokenclean.io import atomic_path, write_json
-from tokenclean.modeling import load_tokenizer, tiny_llama, train_tokenizer
-from tokenclean.render import render_text
-from tokenclean.training import train
+from tokenclean.data.render import render_text
+from tokenclean.io import atomic_path, file_hash, write_json
+from tokenclean.layout import BASE, GENERATE, round_paths
+from tokenclean.model.modeling import load_tokenizer, tiny_llama, train_tokenizer
+from tokenclean.model.training import train
+from tokenclean.stage import log, stage_main
 
 
 def pretrain_tiny(params: Params, corpus: Path):
@@ -26,15 +27,24 @@ def pretrain_tiny(params: Params, corpus: Path):
     model = tiny_llama(tok, params.base)
     n_tokens = sum(len(d) for d in docs)
     cfg = FinetuneCfg(method="full", lr=params.base.lr, batch_tokens=params.base.batch_tokens,
-                      epochs=params.base.steps * params.base.batch_tokens / n_tokens, weight_decay=0.01)
+                      epochs=params.base.steps * params.base.batch_tokens / n_tokens,
+                      weight_decay=params.base.weight_decay)
     log.info("pretraining %.2fM parameters on %d tokens for %.1f epochs",
              sum(p.numel() for p in model.parameters()) / 1e6, n_tokens, cfg.epochs)
     stats = train(model, docs, labels, cfg, tok.pad_token_id, params.base.seed, desc="pretrain")
     return model, tok, stats
 
 
-def run(params: Params, out=OUT / "base", corpus=OUT / "generate" / "pretrain.jsonl") -> None:
-    """Write out/base: the pretrained tiny model, or source.json naming model.base."""
+def run(params: Params, out=BASE, corpus=GENERATE / "pretrain.jsonl") -> None:
+    """Write out/base (the pretrained tiny model, or source.json naming model.base) and the pointer
+    out/rounds/base/train/model.json that rounds whose reference or start is the base depend on."""
+    write_base(params, Path(out), corpus)
+    pointer = round_paths("base").train / "model.json"
+    write_json({"model": str(out), "source": params.model.base, "revision": params.model.revision,
+                "sha256": file_hash(out)}, pointer)
+
+
+def write_base(params: Params, out: Path, corpus) -> None:
     if params.model.base != "tiny":
         with atomic_path(out) as tmp:
             tmp.mkdir()

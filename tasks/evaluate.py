@@ -1,26 +1,30 @@
-"""Stage `evaluate`: held-out loss, greedy-generation accuracy where samples carry an answer, and
-the lm-evaluation-harness tasks listed in ``evaluate.lm_eval.tasks``."""
+"""Stage `evaluate@<round>`: the round's model on the held-out split: loss, greedy-generation accuracy
+where samples carry an answer, and the lm-evaluation-harness tasks listed in ``evaluate.lm_eval.tasks``."""
 
 from __future__ import annotations
 
 import json
 import logging
 
-from tasks.dataset import load_rows
-from tasks.stage import OUT, log, stage_main
 from tokenclean import columns as C
-from tokenclean.checkpoint import load_checkpoint
 from tokenclean.config import Params
-from tokenclean.evaluation import accuracy, eval_loss, generate
+from tokenclean.data.rows import load_rows
+from tokenclean.evaluation.heldout import accuracy, eval_loss, generate
 from tokenclean.io import read_table, write_json
-from tokenclean.modeling import load_tokenizer
+from tokenclean.layout import BASE, prepared, round_paths
+from tokenclean.model.checkpoint import load_checkpoint
+from tokenclean.model.modeling import load_tokenizer
+from tokenclean.stage import log, stage_main
 
 
 def evaluate(params: Params, model_dir, data, base) -> dict:
     """Metrics of one trained model; the full lm-eval results, if any ran, under ``lm_eval_results``."""
     lm_eval = None
     if params.evaluate.lm_eval.tasks:  # fail on missing task data before any model work
-        from tokenclean.lmeval import load_tasks, run_lm_eval  # imports lm-eval (seconds) only when tasks are listed
+        from tokenclean.evaluation.lmeval import (  # imports lm-eval (seconds) only when tasks are listed
+            load_tasks,
+            run_lm_eval,
+        )
 
         logging.getLogger("lm_eval").setLevel(logging.WARNING)  # its per-request INFO lines drown the stage's log
         lm_eval = load_tasks(params.evaluate.lm_eval)
@@ -41,10 +45,12 @@ def evaluate(params: Params, model_dir, data, base) -> dict:
     return metrics
 
 
-def run(params: Params, out=OUT / "evaluate", model=OUT / "train" / "model", data=OUT / "prepare" / "eval.parquet",
-        base=OUT / "base") -> None:
-    """Write out/evaluate/metrics.json (eval_loss, accuracy, lm_eval/<task>/<metric>), examples.json, lm_eval.json."""
-    m = evaluate(params, model, data, base)
+def run(params: Params, name: str, base=BASE) -> None:
+    """Write out/rounds/<round>/evaluate/metrics.json (eval_loss, accuracy, lm_eval/<task>/<metric>),
+    examples.json and lm_eval.json."""
+    paths = round_paths(name)
+    out = paths.evaluate
+    m = evaluate(params, paths.model, prepared("eval"), base)
     write_json(m.pop("examples", []), out / "examples.json")
     write_json(m.pop("lm_eval_results", {}), out / "lm_eval.json")
     write_json(m, out / "metrics.json")
@@ -52,7 +58,7 @@ def run(params: Params, out=OUT / "evaluate", model=OUT / "train" / "model", dat
 
 
 def main(argv=None) -> None:
-    stage_main("evaluate", run, argv)
+    stage_main("evaluate", run, argv, per_round=True)
 
 
 if __name__ == "__main__":

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 
-from tasks.stage import OUT, log, stage_main
 from tokenclean.config import Params
+from tokenclean.data.synthetic import pretrain_chats, sft_splits
 from tokenclean.io import atomic_path
-from tokenclean.synthetic import pretrain_chats, sft_splits
+from tokenclean.layout import GENERATE
+from tokenclean.stage import log, stage_main
 
 
 def _write_jsonl(rows, path) -> None:
@@ -16,7 +17,7 @@ def _write_jsonl(rows, path) -> None:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def run(params: Params, out=OUT / "generate") -> None:
+def run(params: Params, out=GENERATE) -> None:
     """Write warmup/pool/eval.jsonl (chat messages + ground-truth kinds) and pretrain.jsonl."""
     for split, rows in sft_splits(params.synthetic).items():
         _write_jsonl(rows, out / f"{split}.jsonl")

@@ -1,35 +1,32 @@
-"""Stage `train`: masked SFT from the base on the pool, dropped tokens' labels set to -100."""
+"""Stage `train@<round>`: masked SFT of the round's data, dropped tokens' labels set to -100.
+
+Training starts from the round's ``start``: the base (a fresh adapter, or every weight
+trainable), or an earlier round's checkpoint (a LoRA adapter stays a trainable adapter,
+full weights stay full) for a self-evolving round.
+"""
 
 from __future__ import annotations
 
-from tasks.dataset import check_made_from, load_rows
-from tasks.finetune import finetune
-from tasks.stage import OUT, stage_main
-from tokenclean import columns as C
-from tokenclean.align import apply_keep
 from tokenclean.config import Params
 from tokenclean.io import file_hash
+from tokenclean.layout import BASE, model_dir, round_paths
+from tokenclean.method.masks import masked_labels
+from tokenclean.model.finetune import finetune
+from tokenclean.stage import stage_main
 
 
-def masked_labels(data, keep_path) -> tuple[list, list]:
-    """Pool rows with the keep mask applied; refuses a mask made from other data."""
-    rows, keep = load_rows(data), load_rows(keep_path, (C.SAMPLE_ID, C.KEEP))
-    check_made_from(keep_path, data, rows, "rerun score and select on these data (dvc repro)")
-    if rows[C.SAMPLE_ID] != keep[C.SAMPLE_ID]:
-        raise ValueError(f"{keep_path} was not made from {data} (sample ids differ); rerun score and select")
-    return rows[C.INPUT_IDS], [apply_keep(y, k) for y, k in zip(rows[C.LABELS], keep[C.KEEP])]
-
-
-def run(params: Params, out=OUT / "train" / "model", data=OUT / "prepare" / "pool.parquet",
-        keep=OUT / "select" / "keep.parquet", base=OUT / "base") -> None:
-    """Write out/train/model (LoRA adapter or full weights, plus meta.json)."""
-    ids, labels = masked_labels(data, keep)
-    meta = {"data_sha256": file_hash(data), "keep_sha256": file_hash(keep)}
-    finetune(params, params.train, ids, labels, base, out, meta, "train")
+def run(params: Params, name: str, base=BASE) -> None:
+    """Write out/rounds/<round>/train/model (LoRA adapter or full weights, plus meta.json)."""
+    paths, r = round_paths(name), params.rounds[name]
+    ids, labels = masked_labels(paths.data, paths.keep)
+    meta = {"round": name, "reference": r.reference, "start": r.start, "data_sha256": file_hash(paths.data),
+            "keep_sha256": file_hash(paths.keep)}  # finetune adds base_sha256 and prev_sha256
+    finetune(params, params.round_train(name), ids, labels, base, paths.model, meta, f"train@{name}",
+             start=model_dir(r.start))
 
 
 def main(argv=None) -> None:
-    stage_main("train", run, argv)
+    stage_main("train", run, argv, per_round=True)
 
 
 if __name__ == "__main__":

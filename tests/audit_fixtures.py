@@ -12,8 +12,8 @@ from transformers import PreTrainedTokenizerFast
 
 from tokenclean import columns as C
 from tokenclean.io import write_table
-from tokenclean.modeling import train_tokenizer
-from tokenclean.run_layout import round_paths
+from tokenclean.layout import round_paths
+from tokenclean.model.modeling import train_tokenizer
 
 BPE_TEXTS = ["Sure: apple=kiru river=bola", "Here you go: café=naïve", "日本語 テキスト 🙂 ok",
              "line one\nline two\n", "Of course: stone=tepala"] * 8

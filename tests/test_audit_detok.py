@@ -2,7 +2,7 @@
 
 from audit_fixtures import bpe_tokenizer, sentencepiece_tokenizer
 
-from tokenclean.token_text import PARTIAL, TokenText, decoder_kinds, visible
+from tokenclean.audit.token_text import PARTIAL, TokenText, decoder_kinds, visible
 
 
 def test_byte_level_pieces_attribute_each_character_to_the_token_completing_it():

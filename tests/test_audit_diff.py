@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from audit_fixtures import bpe_tokenizer, build_run, fixture_samples, write_round
 
-from cli.main import main
 from tokenclean import columns as C
-from tokenclean.audit_diff import gather, round_diff
-from tokenclean.audit_load import RoundTokens, load_round
-from tokenclean.run_layout import LocalFiles, round_paths
+from tokenclean.audit.diff import gather, round_diff
+from tokenclean.audit.load import RoundTokens, load_round
+from tokenclean.cli.main import main
+from tokenclean.layout import LocalFiles, round_paths
 
 
 def hand_round(name, samples: dict) -> RoundTokens:
@@ -40,7 +40,8 @@ def test_diff_of_two_hand_built_masks():
 
 def test_a_mask_against_itself_agrees_fully():
     d = round_diff(A, A)
-    assert (d["agreement"], d["jaccard"], d["kept_to_dropped"], d["dropped_to_kept"], d["examples"]) == (1.0, 1.0, 0, 0, [])
+    assert (d["agreement"], d["jaccard"], d["kept_to_dropped"], d["dropped_to_kept"],
+            d["examples"]) == (1.0, 1.0, 0, 0, [])
     assert d["compared_samples"] == 4
 
 

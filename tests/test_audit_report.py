@@ -7,10 +7,10 @@ from audit_fixtures import bpe_tokenizer, build_run, fixture_samples, write_roun
 
 from tasks import report
 from tokenclean import columns as C
+from tokenclean.audit.summary import summary_markdown
 from tokenclean.config import parse_params
 from tokenclean.io import read_json
-from tokenclean.report_summary import summary_markdown
-from tokenclean.run_layout import evolve_order, round_paths
+from tokenclean.layout import round_paths
 
 
 class Page(HTMLParser):
@@ -57,12 +57,12 @@ class Page(HTMLParser):
 def test_report_of_a_real_run(tiny_run, tiny_params, tmp_path):
     report.run(tiny_params, out=tmp_path, root=tiny_run, samples=6)
     page = Page((tmp_path / "tokens.html").read_text(encoding="utf-8"))
-    rounds = ["fixed", *evolve_order(tiny_params.model_dump())]  # the tiny run has both pipelines
+    rounds = list(tiny_params.rounds)  # warm-up, fixed and the self-evolving chain
     assert page.sections == ["overview", *(f"round-{n}" for n in rounds)] and not page.external
     for h in ("Overview", "Round fixed", "Score distribution", "By ground-truth kind", "Most dropped tokens",
               "Most kept tokens", "Samples (6 of 48 shown)"):
         assert h in page.headings
-    assert page.charts >= 4 * len(rounds)  # overview: kept share and three kinds; per round: shares, scores, kinds
+    assert page.charts == 4 + 3 * len(rounds)  # overview: kept share and three kinds; per round: shares, scores, kinds
     assert len(page.samples) == 6 * len(rounds)
     for (section, sid), spans in page.samples.items():
         t = pq.read_table(tiny_run / round_paths(section.removeprefix("round-")).keep)
@@ -74,7 +74,7 @@ def test_report_of_a_real_run(tiny_run, tiny_params, tmp_path):
     summary = read_json(tmp_path / "tokens.json")
     assert [r["round"] for r in summary["rounds"]] == rounds
     kept = pq.read_table(tiny_run / round_paths("fixed").keep).column(C.KEEP).to_pylist()
-    assert summary["rounds"][0]["kept"] == sum(map(sum, kept))
+    assert summary["rounds"][rounds.index("fixed")]["kept"] == sum(map(sum, kept))
     md = summary_markdown(summary)
     assert md.splitlines()[2].startswith("| round | samples |") and "| fixed | 48 |" in md
 
@@ -84,8 +84,11 @@ def test_report_lists_rounds_in_params_order(tmp_path, tiny_params):
     build_run(tmp_path, tok)
     for name in ("r10", "r2"):  # listed r2 before r10 in params; folder names sort the other way
         write_round(tmp_path, name, fixture_samples(tok)[:2])
-    raw = tiny_params.model_dump()
-    raw["evolve"]["rounds"] = {"r2": {"prev": "base", "data": "a.jsonl"}, "r10": {"prev": "r2", "data": "b.jsonl"}}
+    raw = tiny_params.model_dump(exclude_none=True)
+    raw["profile"] = {}
+    raw["rounds"] = {"fixed": {"data": "p", "reference": "base", "start": "base"},
+                     "r2": {"data": "a.jsonl", "reference": "base", "start": "base"},
+                     "r10": {"data": "b.jsonl", "reference": "r2", "start": "r2"}}
     params = parse_params(raw)
     report.run(params, out=tmp_path / "reports", root=tmp_path, samples=2)
     page = Page((tmp_path / "reports" / "tokens.html").read_text(encoding="utf-8"))

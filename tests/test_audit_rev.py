@@ -10,8 +10,8 @@ import sys
 import pytest
 from audit_fixtures import bpe_tokenizer, build_run, fixture_samples, write_round
 
-from cli.main import main
 from tokenclean import columns as C
+from tokenclean.cli.main import main
 
 pytestmark = pytest.mark.slow  # shells out to git and dvc
 

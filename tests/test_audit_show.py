@@ -8,12 +8,12 @@ import pyarrow.parquet as pq
 import pytest
 from audit_fixtures import bpe_tokenizer, build_run, fixture_samples, write_round
 
-from cli.main import main
 from tokenclean import columns as C
-from tokenclean.audit_load import load_round
-from tokenclean.audit_sample import sample_rows, token_data
-from tokenclean.run_layout import LocalFiles, round_paths
-from tokenclean.token_text import TokenText
+from tokenclean.audit.load import load_round
+from tokenclean.audit.sample import sample_rows, token_data
+from tokenclean.audit.token_text import TokenText
+from tokenclean.cli.main import main
+from tokenclean.layout import LocalFiles, round_paths
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -76,7 +76,8 @@ def test_show_on_a_real_run_matches_its_artifacts(tiny_run, tiny_tokenizer, caps
         rows = sample_rows(r, row, input_ids, labels, TokenText(tiny_tokenizer))
         resp = [t for t in rows if t.response]
         assert "".join(t.text for t in rows) == tiny_tokenizer.decode(input_ids)
-        assert "".join(t.text for t in resp) == tiny_tokenizer.decode(np.asarray(labels)[np.asarray(labels) != C.IGNORE])
+        assert "".join(t.text for t in resp) == tiny_tokenizer.decode(
+            np.asarray(labels)[np.asarray(labels) != C.IGNORE])
         assert [t.keep for t in resp] == keep[row]
         code, out, _ = run_cli(capsys, "audit", "show", "--repo", str(tiny_run), "--sample", sid, "--plain")
         assert code == 0 and f"{len(resp)} response tokens, {sum(keep[row])} kept" in out.splitlines()[0]

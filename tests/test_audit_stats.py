@@ -7,12 +7,12 @@ import pyarrow as pa
 import pytest
 from audit_fixtures import build_run
 
-from cli.main import main
 from tokenclean import columns as C
-from tokenclean.audit_load import RoundTokens, load_round
-from tokenclean.audit_stats import round_stats
+from tokenclean.audit.load import RoundTokens, load_round
+from tokenclean.audit.stats import round_stats
+from tokenclean.cli.main import main
 from tokenclean.io import read_json, write_table
-from tokenclean.run_layout import LocalFiles, round_paths
+from tokenclean.layout import LocalFiles, round_paths
 
 # Three samples of response tokens (id, kept, score, kind); sample b keeps nothing.
 HAND = {
@@ -49,8 +49,10 @@ def test_stats_match_a_hand_computation(tmp_path):
     # per-sample kept shares: a 2/3, b 0, c 3/4 -> bins [0, 0.1), [0.6, 0.7), [0.7, 0.8)
     assert s["sample_kept_share"]["counts"] == [1, 0, 0, 0, 0, 0, 1, 1, 0, 0]
     # token 6: 4 times, kept once (in c); token 7: twice, kept once; token 5: 3 times, always kept
-    assert [(t["token_id"], t["count"], t["kept"], t["dropped"]) for t in s["most_dropped"]] == [(6, 4, 1, 3), (7, 2, 1, 1)]
-    assert [(t["token_id"], t["kept"], t["kept_rate"]) for t in s["most_kept"]] == [(5, 3, 1.0), (6, 1, 0.25), (7, 1, 0.5)]
+    assert ([(t["token_id"], t["count"], t["kept"], t["dropped"]) for t in s["most_dropped"]]
+            == [(6, 4, 1, 3), (7, 2, 1, 1)])
+    assert ([(t["token_id"], t["kept"], t["kept_rate"]) for t in s["most_kept"]]
+            == [(5, 3, 1.0), (6, 1, 0.25), (7, 1, 0.5)])
     assert s["kinds"]["answer"] == {"tokens": 3, "kept": 3, "dropped": 0, "kept_share": 1.0}
     assert s["kinds"]["boilerplate"] == {"tokens": 4, "kept": 2, "dropped": 2, "kept_share": 0.5}
     assert s["kinds"]["noise"] == {"tokens": 2, "kept": 0, "dropped": 2, "kept_share": 0.0}
@@ -95,7 +97,7 @@ def test_stats_agree_with_a_naive_reference_on_random_masks():
 
 def test_kind_split_agrees_with_the_select_stage(tiny_run):
     s = round_stats(load_round(LocalFiles(tiny_run), round_paths("fixed")))
-    m = read_json(tiny_run / "out" / "select" / "metrics.json")
+    m = read_json(tiny_run / "out" / "rounds" / "fixed" / "select" / "metrics.json")
     k = s["kinds"]
     assert s["kept_share"] == pytest.approx(m["kept_share"])
     assert k["answer"]["kept_share"] == pytest.approx(m["answer_kept"])

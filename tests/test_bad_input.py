@@ -1,19 +1,16 @@
 """Bad input stops with a message naming the file, line and field, and leaves no partial output."""
 
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import ROOT, write_tiny_params
+from tests.helpers import stage_cmd, write_tiny_params
 from tokenclean.config import ParamsError, load_params
-from tokenclean.formats import DataError, load_source, normalise
+from tokenclean.data.formats import DataError, load_source, normalise
 
 GOOD = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
 
@@ -30,7 +27,8 @@ def load(tmp_path, lines: list[str], name="d.jsonl"):
     (json.dumps({"prompt": "x", "completion": 3}), r"d.jsonl:2: field 'completion' must be a string, got int"),
     (json.dumps({"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "  "}]}),
      r"d.jsonl:2: messages\[1\] is an empty assistant turn"),
-    (json.dumps({"messages": [{"role": "user", "content": "x"}]}), r"d.jsonl:2: the conversation must end with an assistant turn"),
+    (json.dumps({"messages": [{"role": "user", "content": "x"}]}),
+     r"d.jsonl:2: the conversation must end with an assistant turn"),
     (json.dumps({"messages": [{"role": "bot", "content": "x"}, {"role": "assistant", "content": "y"}]}),
      r"d.jsonl:2: messages\[0\].role is 'bot'"),
     (json.dumps({"text": "x"}), r"d.jsonl:2: no 'messages', 'prompt'/'completion' or 'instruction'/'output' field"),
@@ -65,20 +63,15 @@ def test_prepare_stage_fails_cleanly_and_writes_nothing(tmp_path, tiny_run):
     shutil.copytree(tiny_run / "out" / "base", tmp_path / "out" / "base")
     (tmp_path / "bad.jsonl").write_text(json.dumps(GOOD) + "\n{oops\n")
     write_tiny_params(tmp_path / "params.yaml", data={"source": "bad.jsonl", "warmup": 1, "eval": 1})
-    proc = run_stage(tmp_path, "tasks.prepare")
+    proc = stage_cmd(tmp_path, "prepare")
     assert proc.returncode == 2
     assert "bad.jsonl:2: malformed JSON line" in proc.stderr
     assert not (tmp_path / "out" / "prepare").exists()
 
 
-def run_stage(cwd, module: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", module], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
-
-
 def hub_base(tmp_path, tiny_run, edit) -> Path:
     """A copy of the tiny base as a local 'hub' model dir, its tokenizer changed by ``edit``."""
-    from tokenclean.modeling import load_tokenizer
+    from tokenclean.model.modeling import load_tokenizer
 
     model_dir = tmp_path / "hub_model"
     shutil.copytree(tiny_run / "out" / "base", model_dir)
@@ -91,45 +84,47 @@ def hub_base(tmp_path, tiny_run, edit) -> Path:
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda t: setattr(t, "chat_template", None), "has no chat template: give it one .* or set model.chat_template: plain"),
+    (lambda t: setattr(t, "chat_template", None),
+     "has no chat template: give it one .* or set model.chat_template: plain"),
     (lambda t: setattr(t, "eos_token", None), "has no end-of-sequence token, so a response could never end"),
 ])
 def test_tokenizer_without_template_or_eos_stops_the_base_stage(tmp_path, tiny_run, edit, message):
     model_dir = hub_base(tmp_path, tiny_run, edit)
     write_tiny_params(tmp_path / "params.yaml", model={"base": str(model_dir)})
-    proc = run_stage(tmp_path, "tasks.base")
+    proc = stage_cmd(tmp_path, "base")
     assert proc.returncode == 2 and re.search(message, proc.stderr), proc.stderr[-2000:]
     assert not (tmp_path / "out" / "base").exists()
 
 
 def test_plain_chat_template_is_an_explicit_choice(tmp_path, tiny_run):
-    from tokenclean.modeling import load_tokenizer
-    from tokenclean.render import PLAIN_TEMPLATE
+    from tokenclean.data.render import PLAIN_TEMPLATE
+    from tokenclean.model.modeling import load_tokenizer
 
     model_dir = hub_base(tmp_path, tiny_run, lambda t: setattr(t, "chat_template", None))
     write_tiny_params(tmp_path / "params.yaml", model={"base": str(model_dir), "chat_template": "plain"})
-    assert run_stage(tmp_path, "tasks.base").returncode == 0
+    assert stage_cmd(tmp_path, "base").returncode == 0
     assert load_tokenizer(tmp_path / "out" / "base").chat_template == PLAIN_TEMPLATE
 
 
 def test_tokenizer_larger_than_the_model_vocabulary_is_refused(tmp_path, tiny_run):
     model_dir = hub_base(tmp_path, tiny_run, lambda t: t.add_tokens([f"<extra{i}>" for i in range(50)]))
-    shutil.copytree(tiny_run / "out" / "prepare", tmp_path / "out" / "prepare")
+    for part in ("data", "score", "select"):
+        shutil.copytree(tiny_run / "out/rounds/warmup" / part, tmp_path / "out/rounds/warmup" / part)
     write_tiny_params(tmp_path / "params.yaml", model={"base": str(model_dir)})
-    assert run_stage(tmp_path, "tasks.base").returncode == 0
-    proc = run_stage(tmp_path, "tasks.warmup")
+    assert stage_cmd(tmp_path, "base").returncode == 0
+    proc = stage_cmd(tmp_path, "train", "--round", "warmup")
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert re.search(r"the tokenizer has \d+ tokens but the model embeds only \d+", proc.stderr), proc.stderr[-2000:]
-    assert not (tmp_path / "out" / "warmup").exists()
+    assert not (tmp_path / "out/rounds/warmup/train").exists()
 
 
 def test_non_finite_loss_names_the_sample(tiny_run):
     import torch
 
-    from tasks.dataset import load_rows
     from tokenclean import columns as C
-    from tokenclean.modeling import load_base
-    from tokenclean.scoring import score_dataset
+    from tokenclean.data.rows import load_rows
+    from tokenclean.method.scoring import score_dataset
+    from tokenclean.model.modeling import load_base
 
     rows = load_rows(tiny_run / "out" / "prepare" / "pool.parquet")
     model = load_base(tiny_run / "out" / "base", "float32", torch.device("cpu"))
@@ -156,10 +151,11 @@ def test_data_prop_outside_zero_one_is_refused_at_load(tmp_path, section, value)
 
 def test_long_samples_are_truncated_and_counted_never_dropped(tmp_path, tiny_run):
     long = {"messages": [{"role": "user", "content": "say it"}, {"role": "assistant", "content": "answer " * 200}]}
-    (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(x) for x in [GOOD, long, GOOD | {"id": "g2"}, long | {"id": "l2"}]))
+    (tmp_path / "d.jsonl").write_text(
+        "\n".join(json.dumps(x) for x in [GOOD, long, GOOD | {"id": "g2"}, long | {"id": "l2"}]))
     shutil.copytree(tiny_run / "out" / "base", tmp_path / "out" / "base")
     write_tiny_params(tmp_path / "params.yaml", data={"source": "d.jsonl", "warmup": 1, "eval": 1, "max_seq_len": 64})
-    proc = run_stage(tmp_path, "tasks.prepare")
+    proc = stage_cmd(tmp_path, "prepare")
     assert proc.returncode == 0, proc.stderr[-2000:]
     stats = json.loads((tmp_path / "out" / "prepare" / "stats.json").read_text())
     assert sum(s["truncated"] for s in stats.values()) == 2
@@ -170,6 +166,7 @@ def test_long_samples_are_truncated_and_counted_never_dropped(tmp_path, tiny_run
 def test_duplicate_sample_ids_are_refused_naming_the_id(tmp_path, tiny_tokenizer):
     from tasks.prepare import to_table
 
-    samples = load(tmp_path, [json.dumps(GOOD | {"id": "a"}), json.dumps(GOOD | {"id": "b"}), json.dumps(GOOD | {"id": "a"})])
+    samples = load(tmp_path, [json.dumps(GOOD | {"id": "a"}), json.dumps(GOOD | {"id": "b"}),
+                              json.dumps(GOOD | {"id": "a"})])
     with pytest.raises(DataError, match=r"d.jsonl:3: duplicate sample id 'a'"):
         to_table(tiny_tokenizer, samples, 64)

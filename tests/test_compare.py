@@ -11,20 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from cli.main import main as cli
-from tokenclean.comparison import Run, ablation, experiment_grid, main_table, method_metrics
+from tokenclean.cli.main import main as cli
 from tokenclean.config import CompareCfg, MethodCfg
+from tokenclean.evaluation.comparison import Run, ablation, experiment_grid, main_table, method_metrics
 
 PARAMS = """\
 seed: 0
 select: {strategy: global, data_prop: 0.6, seed: 0}
 evaluate: {lm_eval: {tasks: [t_b, t_a]}}
-evolve:
-  select: {strategy: global, data_prop: 0.6, seed: 0}
-  rounds:
-    r0: {prev: base, data: x}
-    r1: {prev: r0, data: x}
-compare: {seeds: [0, 1], ablation: [0.3, 0.6]}
+rounds:
+  fixed: {data: x, reference: base, start: base}
+  r0: {data: x, reference: base, start: base}
+  r1: {data: x, reference: r0, start: r0}
+compare: {seeds: [0, 1], ablation: [0.3, 0.6], ablation_seeds: null}
 """
 
 # Metrics as a known function of the params, so every cell of the table can be worked out by hand.
@@ -36,11 +35,11 @@ t_a = {"full": 0.5, "global": 0.6}[p["select"]["strategy"]] + 0.1 * seed + (shar
 def dump(path, m):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     json.dump(m, open(path, "w"))
-dump("out/evaluate/metrics.json", {"lm_eval/t_a/acc": t_a, "lm_eval/t_b/acc": 0.2 + 0.1 * seed,
+dump("out/rounds/fixed/evaluate/metrics.json", {"lm_eval/t_a/acc": t_a, "lm_eval/t_b/acc": 0.2 + 0.1 * seed,
                                    "lm_eval/t_b/acc_norm": 0.9, "accuracy": 0.05})
-dump("out/evolve/r0/evaluate/metrics.json", {"lm_eval/t_a/acc": 0.0, "lm_eval/t_b/acc": 0.0})
-dump("out/evolve/r1/evaluate/metrics.json", {"lm_eval/t_a/acc": t_a + 0.1, "lm_eval/t_b/acc": 0.4 + 0.1 * seed})
-dump("out/evolve_summary/rounds.json", [{"name": "r0"}, {"name": "r1", "lm_eval/t_a/acc": 0.125}])
+dump("out/rounds/r0/evaluate/metrics.json", {"lm_eval/t_a/acc": 0.0, "lm_eval/t_b/acc": 0.0})
+dump("out/rounds/r1/evaluate/metrics.json", {"lm_eval/t_a/acc": t_a + 0.1, "lm_eval/t_b/acc": 0.4 + 0.1 * seed})
+dump("out/summary/rounds.json", [{"name": "r0"}, {"name": "r1", "lm_eval/t_a/acc": 0.125}])
 """
 
 DVC_YAML = """\
@@ -48,12 +47,12 @@ stages:
   run:
     cmd: python stage.py
     deps: [stage.py]
-    params: [seed, select, evolve, evaluate]
-    outs: [out/evolve_summary/rounds.json]
+    params: [seed, select, rounds, evaluate]
+    outs: [out/summary/rounds.json]
     metrics:
-      - out/evaluate/metrics.json: {cache: false}
-      - out/evolve/r0/evaluate/metrics.json: {cache: false}
-      - out/evolve/r1/evaluate/metrics.json: {cache: false}
+      - out/rounds/fixed/evaluate/metrics.json: {cache: false}
+      - out/rounds/r0/evaluate/metrics.json: {cache: false}
+      - out/rounds/r1/evaluate/metrics.json: {cache: false}
 """
 
 EXPERIMENTS = {  # two seeds of full-token training; the global run at 0.6 and at 0.3
@@ -61,7 +60,7 @@ EXPERIMENTS = {  # two seeds of full-token training; the global run at 0.6 and a
     "full_token-s0": ["select.strategy=full", "seed=0"],
     "full-s1": ["select.strategy=full", "seed=1"],
     "global-s0": ["select.strategy=global", "seed=0"],
-    "global-p03-s0": ["select.strategy=global", "seed=0", "select.data_prop=0.3", "evolve.select.data_prop=0.3"],
+    "global-p03-s0": ["select.strategy=global", "seed=0", "select.data_prop=0.3"],
 }
 
 TABLE = """\
@@ -135,12 +134,11 @@ def test_named_experiments_only(repo, capsys):
 def test_queue_dry_run_lists_the_missing_grid(repo, capsys):
     assert cli(["compare", "--repo", str(repo), "--queue", "--dry-run"]) == 0
     lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("dvc exp run --queue")]
-    grid = experiment_grid(CompareCfg(seeds=[0, 1], ablation=[0.3, 0.6]))
+    grid = experiment_grid(CompareCfg(seeds=[0, 1], ablation=[0.3, 0.6], ablation_seeds=None))
     assert len(grid) == 10 and len(lines) == 9  # 4 method groups x 2 seeds + 0.3 x 2 seeds; one exists already
     assert not any("-n full_token-s0 " in x for x in lines)
     assert ("dvc exp run --queue -n fixed_model+self_evolving-p0.3-s1 -S select.strategy=global "
-            "-S evolve.select.strategy=global -S select.data_prop=0.3 -S evolve.select.data_prop=0.3 "
-            "-S seed=1 -S select.seed=1 -S evolve.select.seed=1") in lines
+            "-S select.data_prop=0.3 -S seed=1 -S select.seed=1") in lines
 
 
 def test_grid_merges_only_methods_whose_params_contain_each_other():
@@ -153,8 +151,9 @@ def test_grid_merges_only_methods_whose_params_contain_each_other():
 
 
 def test_self_evolving_reads_the_last_round_then_the_summary():
-    params = {"evolve.rounds.r0.prev": "base", "evolve.rounds.r1.prev": "r0", "evolve.rounds.r2.prev": "r1"}
-    files = {"out/evolve/r0/evaluate/metrics.json": {"m": 0.0}, "out/evolve/r1/evaluate/metrics.json": {"m": 1.0}}
+    params = {"rounds.fixed.data": "x", "rounds.fixed.start": "base", "rounds.r0.data": "x", "rounds.r0.start": "base",
+              "rounds.r1.data": "x", "rounds.r1.start": "r0", "rounds.r2.data": "x", "rounds.r2.start": "r1"}
+    files = {"out/rounds/r0/evaluate/metrics.json": {"m": 0.0}, "out/rounds/r1/evaluate/metrics.json": {"m": 1.0}}
     assert method_metrics(Run("x", params, files), "evolve") == {"m": 1.0}  # r2 has not run: r1 is the last
     summary = [{"name": "r0", "m": 0.5}, {"name": "r1", "metrics": {"m": 0.75}}]
     assert method_metrics(Run("x", params, {}, rounds=summary), "evolve") == {"m": 0.75}
@@ -164,11 +163,13 @@ def test_self_evolving_reads_the_last_round_then_the_summary():
 
 @pytest.mark.slow
 def test_summary_is_read_from_the_experiment_when_rounds_are_not_metrics(repo):
-    from cli.compare import runs_from_exp_show, with_rounds
+    from tokenclean.cli.compare import runs_from_exp_show, with_rounds
 
     show = json.loads(sh(["dvc", "exp", "show", "--json"], repo))
     run = next(r for r in runs_from_exp_show(show, ["global-s0"]))
-    bare = Run(run.name, run.params, {"out/evaluate/metrics.json": run.metrics["out/evaluate/metrics.json"]}, rev=run.rev)
+    bare = Run(run.name, run.params,
+               {"out/rounds/fixed/evaluate/metrics.json": run.metrics["out/rounds/fixed/evaluate/metrics.json"]},
+               rev=run.rev)
     assert method_metrics(with_rounds(bare, repo), "evolve") == {"lm_eval/t_a/acc": 0.125}
 
 
@@ -176,7 +177,8 @@ def test_ablation_seeds_thin_only_the_ablation_grid_and_its_rows():
     cfg = CompareCfg(seeds=[0, 1], ablation=[0.3, 0.6], ablation_seeds=[1], methods={"a": MethodCfg(set={"x": 1})},
                      ablation_methods=["a"], seed_params=["seed"], ablation_params=["p"])
     assert [name for name, _ in experiment_grid(cfg)] == ["a-s0", "a-s1", "a-p0.3-s1"]
-    runs = [Run(f"r{seed}", {"x": 1, "p": 0.6, "seed": seed}, {"out/evaluate/metrics.json": {"lm_eval/t/acc": seed}})
+    runs = [Run(f"r{seed}", {"x": 1, "p": 0.6, "seed": seed},
+                {"out/rounds/fixed/evaluate/metrics.json": {"lm_eval/t/acc": seed}})
             for seed in (0, 1)]
     [row] = ablation(runs, cfg.model_copy(update={"ablation": [0.6]}))
     assert (row["a"], row["a_seeds"]) == (1, 1)  # only seed 1 counts, though the table has both

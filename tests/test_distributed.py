@@ -11,17 +11,19 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from tasks import score as score_stage, train as train_stage
-from tasks.dataset import load_rows
-from tests.conftest import write_tiny_params
-from tokenclean import columns as C, distributed
+from tasks import score as score_stage
+from tasks import train as train_stage
+from tests.helpers import write_tiny_params
+from tokenclean import columns as C
 from tokenclean.config import parse_params
+from tokenclean.data.rows import load_rows
+from tokenclean.model import distributed
 
 
 @pytest.fixture
 def run_dir(tiny_run, tmp_path):
     """A copy of the tiny run's inputs, so the stages below write their own outputs."""
-    for part in ("base", "prepare", "warmup", "select"):
+    for part in ("base", "prepare", "rounds/base", "rounds/warmup/train", "rounds/fixed/data", "rounds/fixed/select"):
         shutil.copytree(tiny_run / "out" / part, tmp_path / "out" / part)
     return tmp_path
 
@@ -29,8 +31,8 @@ def run_dir(tiny_run, tmp_path):
 def stage_cli(stage: str, cwd, params_path) -> None:
     """``python -m tasks.<stage>``, which re-runs itself under accelerate launch on 2 processes."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-m", f"tasks.{stage}", "--params", str(params_path)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-m", f"tasks.{stage}", "--params", str(params_path), "--round", "fixed"],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"running tasks.{stage} on 2 processes" in done.stderr
 
@@ -47,7 +49,7 @@ def in_process(stage, cwd, params_path):
     os.chdir(cwd)
     try:
         torch.manual_seed(params.seed)
-        stage.run(params.model_copy(update={"compute": params.compute.model_copy(update={"processes": 1})}))
+        stage.run(params.model_copy(update={"compute": params.compute.model_copy(update={"processes": 1})}), "fixed")
     finally:
         os.chdir(old)
         torch.set_num_threads(threads)
@@ -57,10 +59,13 @@ def in_process(stage, cwd, params_path):
 def test_score_stage_on_two_processes_gives_the_one_process_scores(run_dir):
     params_path = write_tiny_params(run_dir / "params.yaml", compute={"processes": 2})
     stage_cli("score", run_dir, params_path)
-    two = load_rows(run_dir / "out" / "score" / "scores.parquet", (C.SAMPLE_ID, C.LOSS_BASE, C.LOSS_REF, C.SCORES))
+    scores, columns = (run_dir / "out/rounds/fixed/score/scores.parquet",
+                       (C.SAMPLE_ID, C.LOSS_BASE, C.LOSS_REF, C.SCORES))
+    two = load_rows(scores, columns)
     in_process(score_stage, run_dir, params_path)
-    one = load_rows(run_dir / "out" / "score" / "scores.parquet", (C.SAMPLE_ID, C.LOSS_BASE, C.LOSS_REF, C.SCORES))
-    assert two[C.SAMPLE_ID] == one[C.SAMPLE_ID] == load_rows(run_dir / "out" / "prepare" / "pool.parquet")[C.SAMPLE_ID]
+    one = load_rows(scores, columns)
+    assert (two[C.SAMPLE_ID] == one[C.SAMPLE_ID]
+            == load_rows(run_dir / "out/rounds/fixed/data/pool.parquet")[C.SAMPLE_ID])
     for column in (C.LOSS_BASE, C.LOSS_REF, C.SCORES):
         for a, b in zip(two[column], one[column]):
             np.testing.assert_array_equal(a, b)  # each sample scored in the same batch as on one process
@@ -69,11 +74,12 @@ def test_score_stage_on_two_processes_gives_the_one_process_scores(run_dir):
 @pytest.mark.slow
 def test_train_stage_on_two_processes_ends_with_the_one_process_weights(run_dir):
     params_path = write_tiny_params(run_dir / "params.yaml", compute={"processes": 2},
-                                    train={"method": "lora", "epochs": 2, "batch_tokens": 256, "lora_r": 4, "grad_accum": 2})
+                                    train={"method": "lora", "epochs": 2, "batch_tokens": 256, "lora_r": 4,
+                                           "grad_accum": 2})
     stage_cli("train", run_dir, params_path)
-    two = adapter_weights(run_dir / "out" / "train" / "model")
+    two = adapter_weights(run_dir / "out" / "rounds" / "fixed" / "train" / "model")
     in_process(train_stage, run_dir, params_path)
-    one = adapter_weights(run_dir / "out" / "train" / "model")
+    one = adapter_weights(run_dir / "out" / "rounds" / "fixed" / "train" / "model")
     assert two.keys() == one.keys() and two
     for name in one:
         torch.testing.assert_close(two[name], one[name], atol=1e-7, rtol=1e-6)

@@ -1,27 +1,28 @@
 """Integration: `dvc repro` in a temporary git repository on the tiny config.
 
-The whole DAG (fixed-model and 3 self-evolving rounds) runs, a second repro runs nothing,
-and a param change re-runs exactly the stages that read it and those downstream.
+The whole DAG (the warm-up, fixed and 3 self-evolving rounds) runs, a second repro runs nothing,
+and a param or code change re-runs exactly the stages that read it and those downstream.
 """
 
 import pytest
 import yaml
 
-from tests.repos import make_repo, ran, sh
+from tests.helpers import copy_repo, ran, sh
 
 pytestmark = pytest.mark.slow
 
-FIXED = {"generate", "base", "prepare", "warmup", "score", "select", "train", "evaluate"}
-PER_ROUND = ("evolve_data", "evolve_score", "evolve_select", "evolve_train", "evolve_evaluate")
+DATA = {"generate", "base", "prepare", "split"}
+PER_ROUND = ("data", "score", "select", "train", "evaluate")
+ROUNDS = ("warmup", "fixed", "r0", "r1", "r2")
 
 
 def rounds(*names, stages=PER_ROUND) -> set[str]:
     return {f"{s}@{r}" for s in stages for r in names}
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    return make_repo(tmp_path_factory.mktemp("dvc_repo"))
+@pytest.fixture
+def repo(reproduced_repo, tmp_path):
+    return copy_repo(reproduced_repo, tmp_path / "repo")
 
 
 def edit_params(repo, change) -> None:
@@ -30,38 +31,52 @@ def edit_params(repo, change) -> None:
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def test_repro_runs_everything_then_nothing(repo):
-    first = sh("dvc repro", repo)
-    assert ran(first) == FIXED | {"evolve_split", "evolve_base", "evolve_summary", "report"} | rounds("r0", "r1", "r2")
-    metrics = sh("dvc metrics show", repo)
-    assert "kept_share" in metrics and "eval_loss" in metrics and "out/evolve/r2/evaluate/metrics.json" in metrics
-    assert ran(sh("dvc repro", repo)) == set()
+def test_repro_runs_everything_then_nothing(reproduced_repo):
+    first = (reproduced_repo.parent / "repro.log").read_text()
+    assert ran(first) == DATA | {"summary", "report"} | rounds(*ROUNDS)
+    metrics = sh("dvc metrics show", reproduced_repo)
+    assert "kept_share" in metrics and "eval_loss" in metrics and "out/rounds/r2/evaluate/metrics.json" in metrics
+    assert ran(sh("dvc status", reproduced_repo)) == set() and "up to date" in sh("dvc status", reproduced_repo)
 
 
-def test_fixed_model_param_reruns_only_its_stages(repo):
+def test_a_select_param_reruns_every_cleaning_round_from_selection_on(repo):
     edit_params(repo, lambda p: p["select"].update(data_prop=0.4))
-    assert ran(sh("dvc repro", repo)) == {"select", "train", "evaluate", "report"}
+    # every round's selection reruns; warmup and r0 are scored against the base and keep every token,
+    # so their masks do not change and nothing after them reruns; r2's reference (r1) changes
+    cleaning = rounds("fixed", "r1", "r2", stages=("train", "evaluate"))
+    expected = rounds(*ROUNDS, stages=("select",)) | cleaning | {"score@r2", "summary", "report"}
+    assert ran(sh("dvc repro", repo)) == expected
 
 
 def test_round_param_reruns_that_round_and_later_ones_only(repo):
-    edit_params(repo, lambda p: p["evolve"]["rounds"]["r1"].update(select={"data_prop": 0.4}))
+    edit_params(repo, lambda p: p["rounds"]["r1"].update(select={"data_prop": 0.4}))
     again = ran(sh("dvc repro", repo))
-    later = rounds("r2", stages=("evolve_score", "evolve_select", "evolve_train", "evolve_evaluate"))
-    assert again == rounds("r1", stages=("evolve_select", "evolve_train", "evolve_evaluate")) | later | {"evolve_summary", "report"}
+    later = rounds("r2", stages=("score", "select", "train", "evaluate"))
+    assert again == rounds("r1", stages=("select", "train", "evaluate")) | later | {"summary", "report"}
 
 
 def test_adding_a_round_is_one_line_and_runs_only_its_stages(repo):
-    edit_params(repo, lambda p: p["evolve"]["rounds"].update(r3={"prev": "r2", "data": "out/evolve/split/0.parquet"}))
-    assert ran(sh("dvc repro", repo)) == rounds("r3") | {"evolve_summary", "report"}
-    summary = (repo / "out/evolve_summary/rounds.csv").read_text().splitlines()
-    assert summary[0].startswith("round,name,prev") and [r.split(",")[1] for r in summary[1:]] == ["r0", "r1", "r2", "r3"]
+    edit_params(repo, lambda p: p["rounds"].update(
+        r3={"data": "out/split/0.parquet", "reference": "r2", "start": "r2"}))
+    assert ran(sh("dvc repro", repo)) == rounds("r3") | {"summary", "report"}
+    summary = (repo / "out/summary/rounds.csv").read_text().splitlines()
+    assert summary[0].startswith("round,name,reference,start")
+    assert [r.split(",")[1] for r in summary[1:]] == [*ROUNDS, "r3"]
+
+
+def test_the_fixed_round_runs_on_its_own(reproduced_repo):
+    needs = ran(sh("dvc repro --force --dry evaluate@fixed", reproduced_repo))  # every stage it needs, none run
+    assert needs == DATA - {"split"} | rounds("warmup", stages=PER_ROUND[:4]) | rounds("fixed")
+
+
+def test_changing_an_imported_library_file_reruns_the_stages_that_import_it(repo):
+    with (repo / "tokenclean/audit/markdown.py").open("a") as f:
+        f.write("\n# a change to the audit's code\n")
+    assert ran(sh("dvc repro", repo)) == {"summary", "report"}  # the stages that import tokenclean/audit
 
 
 def test_misspelt_param_fails_the_stage_with_a_suggestion(repo):
     text = (repo / "params.yaml").read_text()
-    try:
-        (repo / "params.yaml").write_text(text.replace("data_prop:", "data_prp:"))
-        out = sh("dvc repro -f -s select", repo, check=False)
-        assert "did you mean 'data_prop'" in out
-    finally:
-        (repo / "params.yaml").write_text(text)
+    (repo / "params.yaml").write_text(text.replace("data_prop:", "data_prp:"))
+    out = sh("dvc repro -f -s select@fixed", repo, check=False)
+    assert "did you mean 'data_prop'" in out

@@ -10,26 +10,26 @@ import json
 import pytest
 import yaml
 
-from tests.repos import commit_all, make_repo, sh
+from tests.helpers import commit_all, make_repo, sh
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def flow_run(tmp_path_factory, prefect_harness):
+def flow_run(tmp_path_factory, prefect_harness, reproduced_repo):
+    """The flow on a fresh checkout, and the same checkout after `dvc repro` (the session's repository)."""
     from flows.token_cleaning import token_cleaning
 
-    repo = make_repo(tmp_path_factory.mktemp("flow_repo"))
-    twin = make_repo(tmp_path_factory.mktemp("repro_repo"))  # the same checkout, for `dvc repro`
-    return repo, token_cleaning(repo=str(repo)), twin
+    repo = make_repo(tmp_path_factory.mktemp("flow_repo") / "repo")
+    return repo, token_cleaning(repo=str(repo)), reproduced_repo
 
 
 def test_flow_leaves_the_dvc_lock_that_dvc_repro_leaves(flow_run):
     repo, result, twin = flow_run
-    sh("dvc repro", twin)
     assert (repo / "dvc.lock").read_text() == (twin / "dvc.lock").read_text()
     assert len(result["ran"]) == len(yaml.safe_load((repo / "dvc.lock").read_text())["stages"])
-    for metrics in ("out/evaluate/metrics.json", "out/evolve/r2/evaluate/metrics.json", "out/evolve_summary/rounds.csv"):
+    for metrics in ("out/rounds/fixed/evaluate/metrics.json", "out/rounds/r2/evaluate/metrics.json",
+                    "out/summary/rounds.csv"):
         assert (repo / metrics).read_text() == (twin / metrics).read_text()
 
 
@@ -44,10 +44,11 @@ def test_each_round_publishes_an_artifact_with_its_lock_hashes(flow_run):
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
     repo, result, _ = flow_run
-    assert [r["round"] for r in result["rounds"]] == ["fixed", "r0", "r1", "r2"]
+    assert [r["round"] for r in result["rounds"]] == ["warmup", "fixed", "r0", "r1", "r2"]
     lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
     r1 = next(r for r in result["rounds"] if r["round"] == "r1")
-    assert r1["mask_md5"] == next(o["md5"] for o in lock["evolve_select@r1"]["outs"] if o["path"].endswith("keep.parquet"))
+    assert r1["mask_md5"] == next(o["md5"] for o in lock["select@r1"]["outs"] if o["path"].endswith("keep.parquet"))
+    assert r1["checkpoint_md5"] == lock["train@r1"]["outs"][0]["md5"]
     with get_client(sync_client=True) as client:
         arts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["round-r1"])))
     assert arts and r1["mask_md5"] in arts[0].data and "share kept" in arts[0].data
@@ -107,13 +108,14 @@ def test_new_inbox_files_become_a_promoted_round(retrain_repo, prefect_harness):
     result = retrain(repo=str(repo))
     assert result["status"] == "promoted" and result["round"] == "r3"
     assert "round-r3" in sh("git tag", repo) and sh("git status --porcelain -- params.yaml dvc.lock", repo) == ""
-    assert yaml.safe_load((repo / "params.yaml").read_text())["evolve"]["rounds"]["r3"] == {"prev": "r2", "data": "rounds/r3"}
+    new = {"data": "rounds/r3", "reference": "r2", "start": "r2"}
+    assert yaml.safe_load((repo / "params.yaml").read_text())["rounds"]["r3"] == new
     lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
-    assert {"evolve_data@r3", "evolve_train@r3", "evolve_evaluate@r3"} <= set(lock)
-    model_md5 = lock["evolve_train@r3"]["outs"][0]["md5"]
+    assert {"data@r3", "train@r3", "evaluate@r3"} <= set(lock)
+    model_md5 = lock["train@r3"]["outs"][0]["md5"]
     assert (remote / "files/md5" / model_md5[:2] / model_md5[2:]).exists(), "the new checkpoint is in the remote"
     assert list((repo / "inbox").iterdir()) == [] and (repo / "rounds/r3/batch-1.jsonl").exists()
-    assert "r3" in (repo / "out/evolve_summary/rounds.csv").read_text()
+    assert "r3" in (repo / "out/summary/rounds.csv").read_text()
 
 
 def test_a_failing_round_is_rolled_back_and_its_files_parked(retrain_repo, prefect_harness):
@@ -126,7 +128,7 @@ def test_a_failing_round_is_rolled_back_and_its_files_parked(retrain_repo, prefe
     with pytest.raises(Exception, match="empty assistant turn"):
         retrain(repo=str(repo))
     assert state(repo) == before
-    assert (repo / "inbox/rejected/r4/bad.jsonl").exists() and not (repo / "out/evolve/r4").exists()
+    assert (repo / "inbox/rejected/r4/bad.jsonl").exists() and not (repo / "out/rounds/r4").exists()
     assert sh("dvc status", repo).strip().endswith("Data and pipelines are up to date.")
 
 
@@ -135,8 +137,9 @@ def test_regression_past_the_tolerance_is_refused(tmp_path):
     from tokenclean.config import RetrainCfg
 
     for name, loss in (("r0", 1.0), ("r1", 1.2)):
-        (tmp_path / f"out/evolve/{name}/evaluate").mkdir(parents=True)
-        (tmp_path / f"out/evolve/{name}/evaluate/metrics.json").write_text(json.dumps({"eval_loss": loss, "accuracy": loss / 2}))
+        (tmp_path / f"out/rounds/{name}/evaluate").mkdir(parents=True)
+        (tmp_path / f"out/rounds/{name}/evaluate/metrics.json").write_text(
+            json.dumps({"eval_loss": loss, "accuracy": loss / 2}))
     assert check_regression(tmp_path, RetrainCfg(tolerance=0.25), "r1", "r0")["eval_loss"] == 1.2
     with pytest.raises(Regression, match="eval_loss 1.2000 against 1.0000"):
         check_regression(tmp_path, RetrainCfg(tolerance=0.1), "r1", "r0")

@@ -10,11 +10,11 @@ from peft import LoraConfig, get_peft_model
 from transformers import LlamaConfig, LlamaForCausalLM
 from transformers.models.llama import modeling_llama
 
-from tokenclean import kernels as K
-from tokenclean.batching import collate
 from tokenclean.columns import IGNORE
-from tokenclean.scoring import score_dataset, token_nll
-from tokenclean.training import accumulate
+from tokenclean.method.scoring import score_dataset, token_nll
+from tokenclean.model import kernels as K
+from tokenclean.model.batching import collate
+from tokenclean.model.training import accumulate
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 needs_liger = pytest.mark.skipif(importlib.util.find_spec("liger_kernel") is None, reason="needs liger-kernel")
@@ -85,7 +85,7 @@ def test_lora_step_on_bf16_weights_matches_fp32_gradient():
     ids, labels = rows(n=8, seed=3)
     cpu = lora(model_fp32())
     gpu = copy.deepcopy(cpu).to(CUDA)
-    for name, p in gpu.named_parameters():
+    for _name, p in gpu.named_parameters():
         p.data = p.data.float() if p.requires_grad else p.data.to(torch.bfloat16)  # PEFT's layout: fp32 adapter
     loss_cpu, g_cpu = adapter_grads(cpu, collate(ids, labels, 0))
     loss_gpu, g_gpu = adapter_grads(gpu, collate(ids, labels, 0, device=CUDA, mask=False))
@@ -101,7 +101,8 @@ def test_lora_reference_pass_matches_the_peft_forward():
     plain = copy.deepcopy(model)  # never given the accumulating LoRA forward
     out = flat(score_dataset(model, ids, labels, 0, batch_tokens=2048, chunk=512))
     with torch.inference_mode():
-        batches = [collate(ids[i : i + 6], labels[i : i + 6], 0, device=CUDA, mask=False) for i in range(0, len(ids), 6)]
+        batches = [collate(ids[i : i + 6], labels[i : i + 6], 0, device=CUDA, mask=False)
+                   for i in range(0, len(ids), 6)]
         ref = np.concatenate([token_nll(plain, b).float().cpu().numpy() for b in batches])
     assert np.abs(out - ref).mean() < 0.005 and np.abs(out - ref).max() < 0.05
 

@@ -12,10 +12,10 @@ import pytest
 import torch
 import yaml
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 from tokenclean.config import LmEvalCfg, ParamsError, parse_params
-from tokenclean.lmeval import TaskDataMissing, build_task, run_lm_eval, task_manager, wrap_model
-from tokenclean.modeling import tiny_llama, train_tokenizer
+from tokenclean.evaluation.lmeval import TaskDataMissing, build_task, run_lm_eval, task_manager, wrap_model
+from tokenclean.model.modeling import tiny_llama, train_tokenizer
 
 END = "<|end|>"  # a special token: always exactly one token, whatever the BPE merges
 
@@ -32,7 +32,8 @@ def tok():
 def mc_task(folder, name, docs, **extra) -> LmEvalCfg:
     """A multiple-choice task over local JSONL in ``folder``, and the config that runs only it."""
     (folder / f"{name}.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
-    cfg = {"task": name, "dataset_path": "json", "dataset_kwargs": {"data_files": {"test": str(folder / f"{name}.jsonl")}},
+    cfg = {"task": name, "dataset_path": "json",
+           "dataset_kwargs": {"data_files": {"test": str(folder / f"{name}.jsonl")}},
            "test_split": "test", "output_type": "multiple_choice", "doc_to_text": "context", "doc_to_choice": "choices",
            "doc_to_target": "gold", "metric_list": [{"metric": "acc"}], "metadata": {"version": 1}, **extra}
     (folder / f"{name}.yaml").write_text(yaml.safe_dump(cfg))
@@ -101,21 +102,22 @@ def test_accuracy_matches_a_hand_computed_choice(tmp_path, tok):
 def zorbish_eval(tiny_run, tiny_params, tmp_path_factory):
     """The evaluate stage on the tiny run with the default data's two local tasks."""
     from tasks import evaluate
+    from tokenclean.layout import BASE, prepared, round_paths
 
     lm_eval = LmEvalCfg(tasks=["zorbish_mc", "zorbish_gen"], task_dir=str(ROOT / "lm_eval_tasks"), batch_size=8)
     params = tiny_params.model_copy(update={"evaluate": tiny_params.evaluate.model_copy(update={"lm_eval": lm_eval})})
-    out = tmp_path_factory.mktemp("zorbish_eval")
     old = os.getcwd()
     os.chdir(tiny_run)
-    try:
-        evaluate.run(params, out=out)
+    try:  # evaluate() itself: run() would write over the shared tiny run's metrics
+        metrics = evaluate.evaluate(params, round_paths("fixed").model, prepared("eval"), BASE)
     finally:
         os.chdir(old)
-    return json.loads((out / "metrics.json").read_text()), json.loads((out / "lm_eval.json").read_text())
+    return metrics, metrics.pop("lm_eval_results")
 
 
 def zorbish_docs(tiny_run):
-    return [json.loads(line) for line in (tiny_run / "out" / "prepare" / "lm_eval" / "zorbish.jsonl").read_text().splitlines()]
+    return [json.loads(line)
+            for line in (tiny_run / "out" / "prepare" / "lm_eval" / "zorbish.jsonl").read_text().splitlines()]
 
 
 def test_zorbish_docs_ask_what_training_taught(tiny_run, tiny_tokenizer, tiny_params):
@@ -133,14 +135,16 @@ def test_zorbish_docs_ask_what_training_taught(tiny_run, tiny_tokenizer, tiny_pa
 
 
 def test_stage_reports_zorbish_accuracies_equal_to_hand_computation(tiny_run, zorbish_eval):
-    from tokenclean.checkpoint import load_checkpoint
-    from tokenclean.modeling import load_tokenizer
+    from tokenclean.model.checkpoint import load_checkpoint
+    from tokenclean.model.modeling import load_tokenizer
 
     metrics, summary = zorbish_eval
     tok = load_tokenizer(tiny_run / "out" / "base")
-    model = load_checkpoint(tiny_run / "out" / "train" / "model", tiny_run / "out" / "base").merge_and_unload().eval()
+    model = load_checkpoint(tiny_run / "out" / "rounds" / "fixed" / "train" / "model",
+                            tiny_run / "out" / "base").merge_and_unload().eval()
     docs = zorbish_docs(tiny_run)
-    right = [max(d["choices"], key=lambda c: hand_log_likelihood(model, tok, d["context"], c)) == d["choices"][d["gold"]]
+    right = [max(d["choices"], key=lambda c: hand_log_likelihood(model, tok, d["context"], c))
+             == d["choices"][d["gold"]]
              for d in docs]
     assert metrics["lm_eval/zorbish_mc/acc"] == pytest.approx(sum(right) / len(docs))
     hits = 0
@@ -177,7 +181,8 @@ def test_fewshot_of_an_unlisted_task_is_refused():
 @pytest.mark.slow  # indexes lm-eval's built-in tasks (seconds)
 def test_builtin_task_without_cached_data_says_how_to_fetch_it(tmp_path):
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
-    code = ("from tokenclean.config import LmEvalCfg\nfrom tokenclean.lmeval import TaskDataMissing, load_tasks\n"
+    code = ("from tokenclean.config import LmEvalCfg\n"
+            "from tokenclean.evaluation.lmeval import TaskDataMissing, load_tasks\n"
             "try:\n    load_tasks(LmEvalCfg(tasks=['boolq', 'arc_easy'], task_dir='none'))\n"
             "except TaskDataMissing as err:\n    print(err)\n")
     # a fresh interpreter: the datasets library reads the offline switches and the cache path at import

@@ -1,9 +1,9 @@
 """model.base as a local directory (the hub path, exercised offline): source.json and loading."""
 
 from tasks import base as base_stage
-from tokenclean.checkpoint import load_checkpoint
 from tokenclean.io import read_json
-from tokenclean.modeling import load_base, load_tokenizer
+from tokenclean.model.checkpoint import load_checkpoint
+from tokenclean.model.modeling import load_base, load_tokenizer
 
 
 def test_local_model_directory_as_base(tmp_path, tiny_run, tiny_params):
@@ -12,7 +12,8 @@ def test_local_model_directory_as_base(tmp_path, tiny_run, tiny_params):
     src.save_pretrained(tmp_path / "my-model")
     load_tokenizer(tiny_run / "out" / "base").save_pretrained(tmp_path / "my-model")
 
-    params = tiny_params.model_copy(update={"model": tiny_params.model.model_copy(update={"base": str(tmp_path / "my-model")})})
+    params = tiny_params.model_copy(
+        update={"model": tiny_params.model.model_copy(update={"base": str(tmp_path / "my-model")})})
     base_stage.run(params, out=tmp_path / "base")
     assert read_json(tmp_path / "base" / "source.json")["name_or_path"] == str(tmp_path / "my-model")
     model, tok = load_base(tmp_path / "base"), load_tokenizer(tmp_path / "base")
@@ -22,5 +23,5 @@ def test_local_model_directory_as_base(tmp_path, tiny_run, tiny_params):
 
 
 def test_lora_checkpoint_on_a_local_base(tiny_run):
-    model = load_checkpoint(tiny_run / "out" / "train" / "model", tiny_run / "out" / "base")
+    model = load_checkpoint(tiny_run / "out" / "rounds" / "fixed" / "train" / "model", tiny_run / "out" / "base")
     assert hasattr(model, "disable_adapter")

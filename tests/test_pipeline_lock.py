@@ -7,8 +7,7 @@ import time
 import pytest
 
 from flows.pipeline import Busy, Pipeline, StageFailed
-from tests.conftest import ROOT
-from tests.repos import env, sh
+from tests.helpers import ROOT, env, sh
 
 pytestmark = pytest.mark.slow
 
@@ -70,9 +69,11 @@ def test_a_second_dvc_repro_fails_fast_and_the_first_completes(repo):
     """Two `dvc repro` on one repository: the second stops at the stage the first runs; a flow does not
     start; the first's outputs are whole. Stage a holds the stage lock as every tokenclean stage does."""
     (repo / "a.py").write_text(
-        f"import pathlib, sys, time\nsys.path.insert(0, {str(ROOT)!r})\nfrom tasks.stage import one_stage_at_a_time\n"
+        f"import pathlib, sys, time\nsys.path.insert(0, {str(ROOT)!r})\n"
+        "from tokenclean.stage import one_stage_at_a_time\n"
         "with one_stage_at_a_time('a'):\n    pathlib.Path('started').touch()\n"
-        "    while not pathlib.Path('go').exists():\n        time.sleep(0.05)\n" + "".join("    " + x for x in A.splitlines(True)))
+        "    while not pathlib.Path('go').exists():\n        time.sleep(0.05)\n"
+        + "".join("    " + x for x in A.splitlines(True)))
     first = subprocess.Popen(["dvc", "repro"], cwd=repo, env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              text=True)
     deadline = time.monotonic() + 120
@@ -93,8 +94,8 @@ def test_a_second_dvc_repro_fails_fast_and_the_first_completes(repo):
 def test_a_stage_refuses_to_start_while_another_runs(tmp_path, monkeypatch, capsys):
     """What stops a stage that a second `dvc repro` slips in while a flow's stage runs (DVC lets go of
     its lock during a stage command)."""
-    from tasks.stage import STAGE_LOCK, stage_main
     from tokenclean.locks import exclusive
+    from tokenclean.stage import STAGE_LOCK, stage_main
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / ".dvc").mkdir()
@@ -103,6 +104,7 @@ def test_a_stage_refuses_to_start_while_another_runs(tmp_path, monkeypatch, caps
         stage_main("score", lambda params: ran.append(1), ["--params", str(ROOT / "params.yaml")])
     assert stop.value.code == 2 and ran == []
     err = capsys.readouterr().err
-    assert "error in stage 'score'" in err and "held by pid" in err and "another stage is running in this repository" in err
+    assert ("error in stage 'score'" in err and "held by pid" in err
+            and "another stage is running in this repository" in err)
     stage_main("score", lambda params: ran.append(1), ["--params", str(ROOT / "params.yaml")])
     assert ran == [1]

@@ -8,8 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from tokenclean.columns import IGNORE
-from tokenclean.formats import load_source, normalise
-from tokenclean.render import PLAIN_TEMPLATE, render
+from tokenclean.data.formats import load_source, normalise
+from tokenclean.data.render import PLAIN_TEMPLATE, render
 
 CHAT = {"messages": [
     {"role": "system", "content": "Be brief."},
@@ -43,7 +43,8 @@ def tokenizer(request, tiny_tokenizer):
     tok = tiny_tokenizer
     if request.param == "plain template":
         tok = tok.__class__.from_pretrained(tok.name_or_path)
-        tok.chat_template = PLAIN_TEMPLATE  # what model.chat_template: plain sets (tokenclean.modeling.load_tokenizer)
+        # what model.chat_template: plain sets (tokenclean.model.modeling.load_tokenizer)
+        tok.chat_template = PLAIN_TEMPLATE
     return tok
 
 
@@ -81,7 +82,7 @@ def test_plain_template_is_documented_shape(tiny_tokenizer):
 
 
 def test_synthetic_kinds_are_aligned_to_tokens(tiny_run, tiny_tokenizer):
-    from tokenclean.columns import KINDS, LABELS, INPUT_IDS
+    from tokenclean.columns import INPUT_IDS, KINDS, LABELS
     t = pq.read_table(tiny_run / "out" / "prepare" / "pool.parquet").to_pylist()
     for row in t[:10]:
         ids, labels, kinds = map(np.asarray, (row[INPUT_IDS], row[LABELS], row[KINDS]))

@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.conftest import ROOT, write_tiny_params
+from tests.helpers import ROOT, write_tiny_params
 from tokenclean.io import file_hash, read_json
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
@@ -55,18 +55,19 @@ def finish(cwd: Path, module: str, *args: str) -> str:
 # Many short steps, a checkpoint every 3: the kill lands after a checkpoint and well before the end.
 LONG = {"method": "full", "epochs": 20, "batch_tokens": 256, "lora_r": 4}
 LONG_TRAIN = {"train": LONG, "recovery": {"train_every": 3}}
+FIXED_INPUTS = ["base", "rounds/base", "rounds/fixed/data", "rounds/fixed/select"]
 STAGES = {  # stage command, the tiny run's outputs it reads, params, what it writes
-    "train": (["tasks.train"], ["base", "prepare", "select"], LONG_TRAIN, "out/train"),
-    "evolve_train@r1": (["tasks.evolve_train", "--round", "r1"], ["base", "evolve"],
-                        {"evolve": {"train": {**LONG, "method": "lora"}}, "recovery": {"train_every": 3}},
-                        "out/evolve/r1/train"),  # LoRA, as the tiny run's rounds: a round keeps its predecessor's kind
+    "train@fixed": (["tasks.train", "--round", "fixed"], FIXED_INPUTS, LONG_TRAIN, "out/rounds/fixed/train"),
+    "train@r1": (["tasks.train", "--round", "r1"], ["base", "rounds/base", "rounds/r0/train", "rounds/r1"],
+                 {"train": {**LONG, "method": "lora"}, "recovery": {"train_every": 3}},
+                 "out/rounds/r1/train"),  # LoRA, as the tiny run's rounds: a round keeps its start's kind
 }
 
 
 def inputs_of(tiny_run, tmp, stage):
     module, inputs, params, out = STAGES[stage]
     work = stage_dir(tiny_run, tmp, inputs, **params)
-    shutil.rmtree(work / out, ignore_errors=True)  # copied with out/evolve: the output to make again
+    shutil.rmtree(work / out, ignore_errors=True)  # copied with out/rounds/r1: the output to make again
     return work, module, work / out
 
 
@@ -93,25 +94,27 @@ def test_killed_training_resumes_to_bit_identical_weights(tmp_path, tiny_run, st
 @pytest.mark.slow
 def test_training_state_of_other_inputs_is_not_resumed(tmp_path, tiny_run):
     """A checkpoint belongs to its params and inputs: other params start over in a folder of their own."""
-    cut = stage_dir(tiny_run, tmp_path / "cut", ["base", "prepare", "select"], **LONG_TRAIN)
-    scratch = cut / ".tokenclean" / "scratch" / "train"
-    kill_when(start(cut, "tasks.train"), lambda: any(scratch.glob("*/latest")))
+    cut = stage_dir(tiny_run, tmp_path / "cut", FIXED_INPUTS, **LONG_TRAIN)
+    scratch = cut / ".tokenclean" / "scratch" / "train@fixed"
+    kill_when(start(cut, "tasks.train", "--round", "fixed"), lambda: any(scratch.glob("*/latest")))
     write_tiny_params(cut / "params.yaml", **{**LONG_TRAIN, "train": {**LONG_TRAIN["train"], "lr": 1e-3}})
-    assert "resuming" not in finish(cut, "tasks.train")
+    assert "resuming" not in finish(cut, "tasks.train", "--round", "fixed")
 
 
 @pytest.mark.slow  # the score stage twice, one of them killed after its first shard
 def test_killed_scoring_resumes_from_its_shards(tmp_path, tiny_run):
-    inputs = ["base", "prepare", "warmup"]
+    inputs = ["base", "rounds/warmup/train", "rounds/fixed/data"]
     shards = {"score": {"batch_tokens": 128, "chunk": 64}, "recovery": {"score_shard_tokens": 256}}
+    score = ("tasks.score", "--round", "fixed")
     whole = stage_dir(tiny_run, tmp_path / "whole", inputs, **shards)
-    finish(whole, "tasks.score")
+    finish(whole, *score)
 
     cut = stage_dir(tiny_run, tmp_path / "cut", inputs, **shards)
-    folder = cut / ".tokenclean" / "scratch" / "score"
-    kill_when(start(cut, "tasks.score"), lambda: len(list(folder.glob("*/*.safetensors"))) >= 2)
-    assert not (cut / "out" / "score").exists()
-    log = finish(cut, "tasks.score")
+    folder = cut / ".tokenclean" / "scratch" / "score@fixed"
+    kill_when(start(cut, *score), lambda: len(list(folder.glob("*/*.safetensors"))) >= 2)
+    assert not (cut / "out/rounds/fixed/score").exists()
+    log = finish(cut, *score)
     assert "shards from an interrupted run" in log
-    assert file_hash(whole / "out/score/scores.parquet") == file_hash(cut / "out/score/scores.parquet")
+    scores = "out/rounds/fixed/score/scores.parquet"
+    assert file_hash(whole / scores) == file_hash(cut / scores)
     assert not folder.exists()

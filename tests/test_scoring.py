@@ -1,4 +1,5 @@
-"""Alignment: per-token NLL is the same under left and right padding, with or without a mask, and equals a plain computation."""
+"""Alignment: per-token NLL is the same under left and right padding, with or without a mask, \
+and equals a plain computation."""
 
 import copy
 import types
@@ -10,11 +11,11 @@ import torch.nn.functional as F
 from peft import LoraConfig, get_peft_model
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from tokenclean.batching import collate, needs_mask, token_budget_batches
 from tokenclean.columns import IGNORE
-from tokenclean import kernels
-from tokenclean.kernels import fused
-from tokenclean.scoring import head_nll, response_hidden, score_base_and_reference, score_dataset, token_nll
+from tokenclean.method.scoring import head_nll, response_hidden, score_base_and_reference, score_dataset, token_nll
+from tokenclean.model import kernels
+from tokenclean.model.batching import collate, needs_mask, token_budget_batches
+from tokenclean.model.kernels import fused
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +124,8 @@ def test_fused_kernels_only_on_cuda_and_known_names():
 def test_lora_accumulating_forward_equals_peft(model):
     """The fused path's LoRA forward (one matrix product adds the adapter), checked here in fp32."""
     ids, labels = make_rows(n=5, seed=6)
-    lora = get_peft_model(copy.deepcopy(model), LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False)).eval()
+    lora = get_peft_model(copy.deepcopy(model),
+                          LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False)).eval()
     batch = collate(ids, labels, pad_id=0)
     with torch.inference_mode():
         expected = token_nll(lora, batch)

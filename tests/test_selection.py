@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from tokenclean.align import apply_keep, response_positions
 from tokenclean.columns import IGNORE
-from tokenclean.kinds import roc_auc
-from tokenclean.selection import n_keep, select, split_keep, summary, top_k
+from tokenclean.method.align import apply_keep, response_positions
+from tokenclean.method.kinds import roc_auc
+from tokenclean.method.selection import n_keep, select, split_keep, summary, top_k
 
 
 def test_top_k_keeps_exactly_k_highest():

@@ -11,10 +11,10 @@ import time
 import urllib.request
 
 import pytest
+import yaml
 
 from flows.serve import free_port
-from tests.conftest import ROOT
-from tests.repos import commit_all, env, make_repo, sh
+from tests.helpers import ROOT, commit_all, copy_repo, env, sh
 from tests.test_flows import new_samples
 
 pytestmark = pytest.mark.slow
@@ -43,14 +43,17 @@ def snapshot(repo, remote):
 
 
 @pytest.fixture
-def served(tmp_path_factory):
+def served(tmp_path_factory, reproduced_repo):
     work = tmp_path_factory.mktemp("served")
     remote, log, port = work / "remote", work / "serve.log", free_port()
-    repo = make_repo(work / "repo", retrain={"interval_s": 4, "remote": str(remote), "tolerance": 100.0})
-    sh("dvc repro", repo)
+    repo = copy_repo(reproduced_repo, work / "repo")
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["retrain"].update(interval_s=4, remote=str(remote), tolerance=100.0)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))  # read by no stage: nothing reruns
     commit_all(repo, "baseline")
     server_env = {k: v for k, v in env().items() if k != "PREFECT_API_URL"}
-    server_env.update(PREFECT_HOME=str(work / "prefect"), PREFECT_RUNNER_POLL_FREQUENCY="2", PREFECT_LOGGING_LEVEL="INFO")
+    server_env.update(PREFECT_HOME=str(work / "prefect"), PREFECT_RUNNER_POLL_FREQUENCY="2",
+                      PREFECT_LOGGING_LEVEL="INFO")
     proc = subprocess.Popen([sys.executable, "-m", "flows.serve", "--repo", str(repo), "--port", str(port)], cwd=ROOT,
                             env=server_env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -72,9 +75,10 @@ def test_scheduled_retrain_promotes_an_inbox_file_then_changes_nothing(served):
     (repo / "inbox/.batch.jsonl").write_text(new_samples(repo))
     (repo / "inbox/.batch.jsonl").rename(repo / "inbox/batch.jsonl")  # drop files in with a move
     wait_for(lambda: "round-r3" in sh("git tag", repo), "the new round's tag", log)
-    promoted = wait_for(lambda: not any((repo / "inbox").glob("*.jsonl")) and completed_runs(url), "promotion to end", log)
+    promoted = wait_for(lambda: not any((repo / "inbox").glob("*.jsonl")) and completed_runs(url),
+                        "promotion to end", log)
     lock = (repo / "dvc.lock").read_text()
-    assert "evolve_train@r3" in lock and any(remote.rglob("*")), "new lock entries and objects in the remote"
+    assert "train@r3" in lock and any(remote.rglob("*")), "new lock entries and objects in the remote"
     before = snapshot(repo, remote)
     wait_for(lambda: completed_runs(url) >= promoted + 1, "a scheduled run after the promotion", log)
     assert snapshot(repo, remote) == before

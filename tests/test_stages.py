@@ -24,28 +24,30 @@ def test_prepare_writes_ragged_unpadded_columns(tiny_run, tiny_tokenizer):
 
 
 def test_scores_are_float32_one_per_response_token(tiny_run):
-    s = pq.read_table(tiny_run / "out" / "score" / "scores.parquet")
+    s = pq.read_table(tiny_run / "out" / "rounds" / "fixed" / "score" / "scores.parquet")
     p = pq.read_table(tiny_run / "out" / "prepare" / "pool.parquet")
     assert s.schema.field(C.SCORES).type.value_type == "float"
-    for sc, lb, lr, labels in zip(*(s.column(c).to_pylist() for c in (C.SCORES, C.LOSS_BASE, C.LOSS_REF)), p.column(C.LABELS).to_pylist()):
+    for sc, lb, lr, labels in zip(*(s.column(c).to_pylist() for c in (C.SCORES, C.LOSS_BASE, C.LOSS_REF)),
+                                  p.column(C.LABELS).to_pylist()):
         assert len(sc) == sum(y != C.IGNORE for y in labels)
         np.testing.assert_allclose(sc, np.float32(lb) - np.float32(lr), atol=1e-6)
 
 
 def test_select_metrics_and_mask_shape(tiny_run):
-    m = read_json(tiny_run / "out" / "select" / "metrics.json")
+    m = read_json(tiny_run / "out" / "rounds" / "fixed" / "select" / "metrics.json")
     assert set(m) == {"kept_share", "answer_kept", "boilerplate_dropped", "noise_dropped", "score_auc"}
     assert abs(m["kept_share"] - 0.6) < 0.01
-    keep = pq.read_table(tiny_run / "out" / "select" / "keep.parquet").column(C.KEEP).to_pylist()
-    scores = pq.read_table(tiny_run / "out" / "score" / "scores.parquet").column(C.SCORES).to_pylist()
+    keep = pq.read_table(tiny_run / "out" / "rounds" / "fixed" / "select" / "keep.parquet").column(C.KEEP).to_pylist()
+    scores = (pq.read_table(tiny_run / "out" / "rounds" / "fixed" / "score" / "scores.parquet")
+              .column(C.SCORES).to_pylist())
     assert [len(k) for k in keep] == [len(s) for s in scores]
     flat_k, flat_s = np.concatenate(keep), np.concatenate(scores)
     assert flat_s[flat_k].min() >= flat_s[~flat_k].max()  # global: every kept score beats every dropped one
 
 
 def test_checkpoints_are_safetensors_with_meta(tiny_run):
-    for stage in ("warmup", "train"):
-        d = tiny_run / "out" / stage / "model"
+    for name in ("warmup", "fixed"):
+        d = tiny_run / "out" / "rounds" / name / "train" / "model"
         assert (d / "adapter_model.safetensors").exists()
         meta = read_json(d / "meta.json")
         assert meta["kind"] == "lora" and meta["train"]["steps"] > 0
@@ -56,15 +58,15 @@ def test_reference_loads_on_its_own(tiny_run, monkeypatch):
     from peft import AutoPeftModelForCausalLM
 
     monkeypatch.chdir(tiny_run)
-    model = AutoPeftModelForCausalLM.from_pretrained("out/warmup/model")
+    model = AutoPeftModelForCausalLM.from_pretrained("out/rounds/warmup/train/model")
     assert model.peft_config["default"].base_model_name_or_path == "out/base"
 
 
 def test_evaluate_metrics(tiny_run):
-    m = read_json(tiny_run / "out" / "evaluate" / "metrics.json")
+    m = read_json(tiny_run / "out" / "rounds" / "fixed" / "evaluate" / "metrics.json")
     assert set(m) == {"eval_loss", "accuracy", "lm_eval/zorbish_mc/acc", "lm_eval/zorbish_gen/exact_match"}
     assert np.isfinite(m["eval_loss"]) and 0 <= m["accuracy"] <= 1
-    assert json.loads((tiny_run / "out" / "evaluate" / "examples.json").read_text())
+    assert json.loads((tiny_run / "out" / "rounds" / "fixed" / "evaluate" / "examples.json").read_text())
 
 
 def test_golden_hash_of_tokenised_pool(tiny_run):

@@ -5,12 +5,12 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from tokenclean.batching import collate
-from tokenclean.checkpoint import load_checkpoint, prepare_finetune, save_checkpoint, trainable_parameters
+from tests.test_scoring import make_rows
 from tokenclean.columns import IGNORE
 from tokenclean.config import FinetuneCfg
-from tokenclean.training import accumulate, plan_steps, train
-from tests.test_scoring import make_rows
+from tokenclean.model.batching import collate
+from tokenclean.model.checkpoint import load_checkpoint, prepare_finetune, save_checkpoint, trainable_parameters
+from tokenclean.model.training import accumulate, plan_steps, train
 
 
 def tiny_model(seed=0):
@@ -43,7 +43,8 @@ def test_loss_is_mean_over_kept_tokens_of_the_whole_step():
     loss = accumulate(model, [collate(ids[:1], labels[:1], 0), collate(ids[1:], labels[1:], 0)])
     with torch.no_grad():
         logits = [model(input_ids=torch.as_tensor(x)[None]).logits[0] for x in ids]
-    nll = torch.cat([torch.nn.functional.cross_entropy(lg[:-1], torch.as_tensor(y[1:]).long(), ignore_index=IGNORE, reduction="none")[torch.as_tensor(y[1:]) != IGNORE]
+    nll = torch.cat([torch.nn.functional.cross_entropy(lg[:-1], torch.as_tensor(y[1:]).long(), ignore_index=IGNORE,
+                                                       reduction="none")[torch.as_tensor(y[1:]) != IGNORE]
                      for lg, y in zip(logits, labels)])
     assert abs(loss - float(nll.mean())) < 1e-5
 
@@ -57,7 +58,7 @@ def test_dropped_tokens_give_no_gradient():
     extra = masked[0].copy()
     # a token whose label is IGNORE contributes nothing, whatever its input id
     accumulate(m2, [collate([ids[0]], [extra], 0)])
-    for (n, a), b in zip(grads(m1).items(), grads(m2).values()):
+    for (_n, a), b in zip(grads(m1).items(), grads(m2).values()):
         torch.testing.assert_close(a, b)
 
 
@@ -98,7 +99,7 @@ def test_a_step_count_from_all_processes_scales_the_loss_and_gradient():
     full = accumulate(m1, batch)
     half = accumulate(m2, batch, n_kept=2 * own)  # as if another process held as many kept tokens
     assert abs(half - full / 2) < 1e-6
-    for (n, a), b in zip(grads(m1).items(), grads(m2).values()):
+    for (_n, a), b in zip(grads(m1).items(), grads(m2).values()):
         torch.testing.assert_close(b, a / 2, atol=1e-7, rtol=1e-5)
 
 
@@ -119,14 +120,14 @@ def test_trainable_adapter_stays_fp32_on_half_precision_weights(tmp_path):
 def test_a_run_resumed_from_its_last_checkpoint_ends_with_the_same_weights(tmp_path, device, method, caplog):
     """The in-process half of tests/test_resume.py: checkpoints every 2 steps; a second run from the
     same start finds the last one, does only the remaining steps, and lands on the same weights."""
-    from tokenclean.recovery import TrainState
+    from tokenclean.model.recovery import TrainState
 
     if device == "cuda" and not torch.cuda.is_available():
         pytest.skip("no CUDA device")
     ids, labels = make_rows(n=12, seed=7)
     cfg = FinetuneCfg(method=method, epochs=3, lr=1e-2, batch_tokens=96, lora_r=4)
     runs = []
-    caplog.set_level("INFO", logger="tokenclean.recovery")
+    caplog.set_level("INFO", logger="tokenclean.model.recovery")
     for _ in range(2):  # the second run resumes from the first's last checkpoint (it is never cleared here)
         model = prepare_finetune(tiny_model().to(device), cfg, tmp_path)
         stats = train(model, ids, labels, cfg, pad_id=0, seed=0, state=TrainState(tmp_path / "scratch", every=2))

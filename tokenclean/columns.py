@@ -2,7 +2,7 @@
 
 Ragged layout: one row per sample, list columns with one entry per token (``INPUT_IDS``,
 ``LABELS``, ``KINDS``) or per *response* token (``SCORES``, ``KEEP``, ``LOSS_*``). A response
-token is a position whose label is not ``IGNORE``; see :mod:`tokenclean.align`.
+token is a position whose label is not ``IGNORE``; see :mod:`tokenclean.method.align`.
 """
 
 SAMPLE_ID = "sample_id"  # stable string id, unique within a dataset

@@ -1,5 +1,12 @@
 """Typed view of ``params.yaml``: strict models, so a typo fails at load with a suggestion.
 
+The defaults here are the one source of default values, and they suit a real pretrained model,
+following the paper (LoRA r=64, alpha 16, lr 1e-4, 3% warm-up, 1 epoch, 2,048-token samples,
+``data_prop`` 0.6). ``params.yaml`` may hold one ``profile`` section: values that fill in what
+the other sections leave unset (the offline default's tiny-model settings live there).
+Precedence: these defaults < ``profile`` < keys set in the other sections, so
+``dvc exp run -S train.epochs=2`` wins over the profile.
+
 Every stage reads its own section plus the shared ``seed``/``model``/``data`` sections;
 ``dvc.yaml`` lists exactly those keys per stage, so DVC re-runs a stage only when a value it
 reads changes.
@@ -8,11 +15,15 @@ reads changes.
 from __future__ import annotations
 
 import difflib
+import typing
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+
+from tokenclean.layout import BASE_ROUND as BASE
+from tokenclean.layout import chunk, prepared
 
 
 class Strict(BaseModel):
@@ -31,7 +42,7 @@ class DataCfg(Strict):
     source: str = "synthetic"  # 'synthetic', a local file or directory, or a hub dataset name
     split: str = "train"  # split of a hub dataset
     format: Literal["auto", "messages", "prompt_completion", "alpaca"] = "auto"
-    max_seq_len: int = Field(256, ge=8)
+    max_seq_len: int = Field(2048, ge=8)  # longer samples are truncated (and counted)
     warmup: int | float | str = 0.1  # samples (int), fraction (float) or a file; ignored if the source has one
     eval: int | float | str = 0.05  # same, for the held-out evaluation split
     seed: int = 0
@@ -40,7 +51,7 @@ class DataCfg(Strict):
 class SyntheticCfg(Strict):
     lexicon: int = Field(48, ge=8, le=400)  # words the task maps to invented words
     pool: int = Field(2400, ge=1)
-    warmup: int = Field(400, ge=1)
+    warmup: int = Field(1200, ge=1)
     eval: int = Field(200, ge=1)
     pretrain_docs: int = Field(6000, ge=1)
     noise: float = Field(0.5, ge=0, le=1)  # share of pool samples that carry injected noise
@@ -51,27 +62,30 @@ class BaseCfg(Strict):
     """Shape and pretraining of the built-in tiny Llama (only used when ``model.base: tiny``)."""
 
     vocab_size: int = Field(1024, ge=300)
-    hidden_size: int = 256
+    hidden_size: int = 192
     layers: int = 4
     heads: int = 4
-    intermediate_size: int = 704
-    steps: int = 400
-    batch_tokens: int = 8192
+    intermediate_size: int = 512
+    steps: int = 250
+    batch_tokens: int = 6144
     lr: float = 3e-3
+    weight_decay: float = 0.01
     # its own seed, not the top-level one: the built-in base stands for a pretrained checkpoint, so
     # repeating an experiment over seeds varies fine-tuning and selection, not pretraining (as in the paper)
     seed: int = 0
 
 
 class FinetuneCfg(Strict):
-    method: Literal["lora", "full"] = "lora"
-    lora_r: int = 16
-    lora_alpha: int = 32
+    """Fine-tuning of one round (the ``train`` section, and a round's ``train`` overrides)."""
+
+    method: Literal["lora", "full"] = "lora"  # lora: an adapter on every linear layer; full: every weight
+    lora_r: int = 64
+    lora_alpha: int = 16
     lora_dropout: float = 0.0
     epochs: float = Field(1.0, gt=0)
-    lr: float = Field(2e-3, gt=0)
+    lr: float = Field(1e-4, gt=0)
     weight_decay: float = 0.0
-    warmup_ratio: float = Field(0.05, ge=0, lt=1)
+    warmup_ratio: float = Field(0.03, ge=0, lt=1)  # linear warm-up, then linear decay to 0
     batch_tokens: int = Field(4096, ge=16)  # tokens (with padding) per micro-batch
     grad_accum: int = Field(1, ge=1)  # micro-batches per optimizer step
     max_grad_norm: float = 1.0
@@ -85,7 +99,8 @@ class ScoreCfg(Strict):
 class ComputeCfg(Strict):
     """How score, warmup and train use the hardware. Results agree within float tolerance whatever is set."""
 
-    processes: int = Field(1, ge=1)  # data-parallel processes, one per GPU; >1 re-runs the stage under accelerate launch
+    # data-parallel processes, one per GPU; >1 re-runs the stage under accelerate launch
+    processes: int = Field(1, ge=1)
     kernels: Literal["torch", "liger"] = "torch"  # liger: fused Triton kernels on CUDA (pip install 'tokenclean[gpu]')
 
 
@@ -115,64 +130,51 @@ class LmEvalCfg(Strict):
 
 class EvaluateCfg(Strict):
     batch_size: int = Field(32, ge=1)
-    max_new_tokens: int = Field(48, ge=1)
+    max_new_tokens: int = Field(48, ge=1)  # greedy generation per held-out prompt (accuracy)
     answer_marker: str = ":"  # accuracy compares the text after the last marker with the answer
     lm_eval: LmEvalCfg = LmEvalCfg()
 
 
-RESERVED_ROUND_NAMES = {"base", "split"}  # folders of out/evolve/ that are not rounds
+class SplitCfg(Strict):
+    chunks: int = Field(5, ge=1)  # the split stage cuts the prepared pool into this many chunks, in pool order
+
+
+def _partial(model: type[BaseModel]) -> type[BaseModel]:
+    """``model`` with every field optional: a round's overrides, typed like the section they override.
+    Constraints are checked when the overrides are merged into the section (:meth:`Params.round_train`)."""
+    fields = {k: (f.annotation | None, None) for k, f in model.model_fields.items()}
+    return create_model(f"{model.__name__}Override", __base__=Strict, **fields)
+
+
+SelectOverride = _partial(SelectCfg)
+FinetuneOverride = _partial(FinetuneCfg)
+RESERVED_ROUND_NAMES = {BASE}  # 'base': the model every round can name as reference or start (out/base)
 
 
 class RoundCfg(Strict):
-    """One self-evolving round: where its model starts and which data it trains on."""
+    """One round: its data, the model its tokens are scored against, the model its training starts from.
 
-    prev: str  # 'base' (round 0) or an earlier round: the reference for scoring and the model training continues from
-    data: str  # a chunk of the pool (out/evolve/split/<i>.parquet) or SFT files (a file or a directory)
-    select: dict = {}  # overrides of evolve.select for this round only, e.g. {data_prop: 0.5}
-    train: dict = {}  # overrides of evolve.train for this round only, e.g. {epochs: 2}
+    The fixed-model run is the round ``fixed`` (reference: the warm-up round, start: the base); a
+    self-evolving round has reference = start = its predecessor. A round whose reference is the base
+    has nothing to compare against and keeps every token (the warm-up round, a chain's round 0).
+    """
 
-
-class EvolveCfg(Strict):
-    """Self-evolving cleaning: round t scores its data as loss_base - loss_model(t-1) and continues training."""
-
-    chunks: int = Field(5, ge=1)  # evolve_split cuts the prepared pool into this many chunks, in pool order
-    select: SelectCfg = SelectCfg()
-    train: FinetuneCfg = FinetuneCfg()
-    rounds: dict[str, RoundCfg] = {}
-
-    @model_validator(mode="after")
-    def _chain(self):
-        seen: list[str] = []
-        for name, r in self.rounds.items():
-            if name in RESERVED_ROUND_NAMES or not name.replace("_", "").replace("-", "").isalnum():
-                raise ValueError(f"round name '{name}': use letters, digits, '_' or '-', not {sorted(RESERVED_ROUND_NAMES)}")
-            if r.prev != "base" and r.prev not in seen:
-                raise ValueError(f"round '{name}': prev '{r.prev}' must be 'base' or a round listed before it ({seen})")
-            for section in ("select", "train"):
-                _override(getattr(self, section), getattr(r, section), f"evolve.rounds.{name}.{section}")
-            if "method" in r.train:
-                raise ValueError(f"round '{name}': a round trains on its predecessor's weights, so the method is "
-                                 "set once for all rounds in evolve.train.method; remove train.method")
-            seen.append(name)
-        return self
-
-    def round_select(self, name: str) -> SelectCfg:
-        """A round that starts from the base has no reference yet: it keeps every token."""
-        r = self.rounds[name]
-        cfg = _override(self.select, r.select, name)
-        return cfg.model_copy(update={"strategy": "full"}) if r.prev == "base" else cfg
-
-    def round_train(self, name: str) -> FinetuneCfg:
-        return _override(self.train, self.rounds[name].train, name)
+    data: str  # a prepared split or chunk (out/prepare/*.parquet, out/split/<i>.parquet) or SFT files
+    reference: str  # 'base' or a round listed before: score = loss_base - loss_reference
+    start: str  # 'base' or a round listed before: the weights training continues from
+    select: SelectOverride = SelectOverride()  # e.g. {data_prop: 0.5}: this round only
+    train: FinetuneOverride = FinetuneOverride()  # e.g. {epochs: 2}: this round only
 
 
-def _override(cfg: Strict, changes: dict, where: str):
-    unknown = set(changes) - set(type(cfg).model_fields)
-    if unknown:
-        key = sorted(unknown)[0]
-        close = difflib.get_close_matches(key, list(type(cfg).model_fields), n=1)
-        raise ValueError(f"unknown key '{where}.{key}'" + (f"; did you mean '{close[0]}'?" if close else ""))
-    return type(cfg).model_validate({**cfg.model_dump(), **changes})
+def default_rounds(chunks: int = 5) -> dict[str, RoundCfg]:
+    """The warm-up reference, the fixed-model round, and a self-evolving chain over the pool's chunks."""
+    rounds = {"warmup": RoundCfg(data=prepared("warmup").as_posix(), reference=BASE, start=BASE),
+              "fixed": RoundCfg(data=prepared("pool").as_posix(), reference="warmup", start=BASE)}
+    prev = BASE
+    for i in range(chunks):
+        rounds[f"r{i}"] = RoundCfg(data=chunk(i).as_posix(), reference=prev, start=prev)
+        prev = f"r{i}"
+    return rounds
 
 
 class FlowsCfg(Strict):
@@ -187,7 +189,7 @@ class RetrainCfg(Strict):
 
     inbox: str = "inbox"  # drop .jsonl/.json/.parquet SFT files here
     store: str = "rounds"  # consumed files move to <store>/<round>/, tracked by DVC
-    metric: str = "eval_loss"  # key of out/evolve/<round>/evaluate/metrics.json compared with the previous round
+    metric: str = "eval_loss"  # key of out/rounds/<round>/evaluate/metrics.json compared with the previous round
     mode: Literal["min", "max"] = "min"  # min: lower is better (loss); max: higher is better (accuracy)
     tolerance: float = Field(0.05, ge=0)  # allowed regression (absolute) before a round is refused
     remote: str | None = "dvc-remote"  # DVC remote URL (a local directory by default); null: the repo's default remote
@@ -197,10 +199,10 @@ class RetrainCfg(Strict):
 
 
 class MethodCfg(Strict):
-    """One method of the comparison: the params its experiments set, and which metrics file shows it."""
+    """One method of the comparison: the params its experiments set, and which round's metrics show it."""
 
     set: dict[str, str | int | float] = {}  # params (dotted keys) an experiment of this method has
-    metrics: Literal["fixed", "evolve"] = "fixed"  # out/evaluate/metrics.json, or the last round's evaluation
+    metrics: Literal["fixed", "evolve"] = "fixed"  # round 'fixed', or the last round of the run's rounds
 
 
 DEFAULT_METHODS = {
@@ -209,7 +211,7 @@ DEFAULT_METHODS = {
     "per_sample": MethodCfg(set={"select.strategy": "per_sample"}),
     "fixed_model": MethodCfg(set={"select.strategy": "global"}),
     # every experiment also runs the rounds; counting them only in the global ones gives one run per seed
-    "self_evolving": MethodCfg(set={"select.strategy": "global", "evolve.select.strategy": "global"}, metrics="evolve"),
+    "self_evolving": MethodCfg(set={"select.strategy": "global"}, metrics="evolve"),
 }
 
 
@@ -218,12 +220,12 @@ class CompareCfg(Strict):
 
     methods: dict[str, MethodCfg] = DEFAULT_METHODS
     seeds: list[int] = Field([0, 1, 2], min_length=1)  # every method runs once per seed: mean ± std over them
-    seed_params: list[str] = ["seed", "select.seed", "evolve.select.seed"]  # all set to the run's seed
+    seed_params: list[str] = ["seed", "select.seed"]  # all set to the run's seed
     data_prop: float = Field(0.6, gt=0, le=1)  # token share of the main table's runs
     ablation: list[float] = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]  # token shares of the ablation
-    ablation_params: list[str] = ["select.data_prop", "evolve.select.data_prop"]  # all set to the share
+    ablation_params: list[str] = ["select.data_prop"]  # all set to the share
     ablation_methods: list[str] = ["fixed_model", "self_evolving"]
-    ablation_seeds: list[int] | None = Field(None, min_length=1)  # seeds of the ablation runs; None: seeds
+    ablation_seeds: list[int] | None = Field([0], min_length=1)  # seeds of the ablation runs; None: seeds
     metric: str = "acc"  # the lm-eval metric shown for each task
 
     @model_validator(mode="after")
@@ -248,17 +250,18 @@ class RecoveryCfg(Strict):
 
 class Params(Strict):
     seed: int = 0
+    profile: dict = {}  # fills in keys the other sections leave unset (see the module docstring)
     model: ModelCfg = ModelCfg()
     data: DataCfg = DataCfg()
     synthetic: SyntheticCfg = SyntheticCfg()
     base: BaseCfg = BaseCfg()
-    warmup: FinetuneCfg = FinetuneCfg(epochs=4)
+    split: SplitCfg = SplitCfg()
     score: ScoreCfg = ScoreCfg()
     select: SelectCfg = SelectCfg()
     train: FinetuneCfg = FinetuneCfg()
     evaluate: EvaluateCfg = EvaluateCfg()
     compute: ComputeCfg = ComputeCfg()
-    evolve: EvolveCfg = EvolveCfg()
+    rounds: dict[str, RoundCfg] = default_rounds()
     flows: FlowsCfg = FlowsCfg()
     retrain: RetrainCfg = RetrainCfg()
     compare: CompareCfg = CompareCfg()
@@ -269,19 +272,118 @@ class Params(Strict):
     def _not_none(cls, v):
         return {} if v is None else v
 
+    @model_validator(mode="after")
+    def _round_chain(self):
+        seen: list[str] = []
+        for name, r in self.rounds.items():
+            if name in RESERVED_ROUND_NAMES or not name.replace("_", "").replace("-", "").isalnum():
+                raise ValueError(f"round name '{name}': use letters, digits, '_' or '-', "
+                                 f"not {sorted(RESERVED_ROUND_NAMES)}")
+            for role in ("reference", "start"):
+                model = getattr(r, role)
+                if model != BASE and model not in seen:
+                    raise ValueError(f"rounds.{name}.{role}: '{model}' must be 'base' "
+                                     f"or a round listed before it ({seen})")
+            if r.reference == BASE and r.select.model_dump(exclude_none=True):
+                raise ValueError(f"rounds.{name}.select: a round scored against the base keeps every token, so "
+                                 "selection overrides do nothing there; remove them")
+            if r.start != BASE and r.train.method is not None:
+                raise ValueError(f"rounds.{name}.train.method: a round that starts from round '{r.start}' "
+                                 "trains on its weights, so it keeps that round's method; remove it")
+            self.round_select(name), self.round_train(name)  # overrides that break a constraint fail here
+            seen.append(name)
+        return self
+
+    def round_select(self, name: str) -> SelectCfg:
+        """The round's selection: ``select`` with its overrides; every token when its reference is the base."""
+        r = self.rounds[name]
+        if r.reference == BASE:  # fixed, not read from `select`: a change there must not touch this round
+            return SelectCfg(strategy="full", data_prop=1.0)
+        return _override(self.select, r.select)
+
+    def round_train(self, name: str) -> FinetuneCfg:
+        """The round's fine-tuning: ``train`` with its overrides (a continued round keeps its start's method)."""
+        r = self.rounds[name]
+        cfg = _override(self.train, r.train)
+        return cfg if r.start == BASE else cfg.model_copy(update={"method": self.round_train(r.start).method})
+
+
+def _override(cfg: Strict, changes: BaseModel) -> Strict:
+    return type(cfg).model_validate({**cfg.model_dump(), **changes.model_dump(exclude_none=True)})
+
 
 class ParamsError(ValueError):
     """Raised for a params file that does not parse; the message says what to change."""
 
 
+def _model_of(annotation) -> type[BaseModel] | None:
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+
+
+def _entries_of(annotation) -> type[BaseModel] | None:
+    """The entry model of a mapping of named entries (``rounds``: dict[str, RoundCfg])."""
+    args = typing.get_args(annotation)
+    return _model_of(args[1]) if typing.get_origin(annotation) is dict and len(args) == 2 else None
+
+
 def _fields_at(loc: tuple) -> list[str]:
-    model: type[BaseModel] = Params
-    for part in loc[:-1]:
-        ann = model.model_fields.get(str(part))
-        if ann is None or not isinstance(ann.annotation, type) or not issubclass(ann.annotation, BaseModel):
+    """Valid keys beside the last part of ``loc`` (for a did-you-mean)."""
+    model, parts = Params, list(loc[:-1])
+    while parts:
+        field = model.model_fields.get(str(parts.pop(0)))
+        if field is None:
             return []
-        model = ann.annotation
+        if _entries_of(field.annotation) and parts:
+            parts.pop(0)  # the entry's name
+            model = _entries_of(field.annotation)
+        elif _model_of(field.annotation):
+            model = _model_of(field.annotation)
+        else:
+            return []
     return list(model.model_fields)
+
+
+def _unknown(key: str, model: type[BaseModel], where: str) -> ParamsError:
+    close = difflib.get_close_matches(key, list(model.model_fields), n=1)
+    return ParamsError(f"unknown key '{where}{key}'" + (f"; did you mean '{close[0]}'?" if close else ""))
+
+
+def _merge(model: type[BaseModel], defaults: dict, raw: dict) -> dict:
+    """``raw`` over ``defaults``, section by section; a mapping of named entries (rounds) is replaced whole."""
+    out = dict(defaults)
+    for key, value in raw.items():
+        field = model.model_fields.get(key)
+        sub = _model_of(field.annotation) if field else None
+        out[key] = _merge(sub, out.get(key) or {}, value) if sub and isinstance(value, dict) else value
+    return out
+
+
+def _fill(model: type[BaseModel], target: dict, profile: dict, explicit: dict | None, where: str = "profile.") -> None:
+    """Set each value of ``profile`` into ``target`` unless the params file set it (``explicit``)."""
+    for key, value in profile.items():
+        field = model.model_fields.get(key)
+        if field is None:
+            raise _unknown(key, model, where)
+        sub, entries, given = _model_of(field.annotation), _entries_of(field.annotation), (explicit or {}).get(key)
+        if sub and isinstance(value, dict):
+            _fill(sub, target.setdefault(key, {}), value, given, f"{where}{key}.")
+        elif entries and isinstance(value, dict):
+            for name, entry in value.items():
+                if name not in target.get(key, {}):
+                    raise ParamsError(f"{where}{key}.{name}: there is no '{name}' in {key}; remove it from the profile")
+                _fill(entries, target[key][name], entry, (given or {}).get(name), f"{where}{key}.{name}.")
+        elif explicit is None or key not in explicit:
+            target[key] = value
+
+
+def effective(raw: dict) -> dict:
+    """The params a file means: typed defaults, then its ``profile``, then its own keys (which win)."""
+    profile = raw.get("profile") or {}
+    if not isinstance(profile, dict):
+        raise ParamsError(f"profile: expected a mapping of sections (or {{}}), got {profile!r}")
+    values = _merge(Params, Params().model_dump(exclude_none=True), raw)
+    _fill(Params, values, profile, raw)
+    return values
 
 
 def _explain(err: ValidationError, path: str) -> str:
@@ -301,7 +403,9 @@ def _explain(err: ValidationError, path: str) -> str:
 
 def parse_params(raw: dict, path: str = "params.yaml") -> Params:
     try:
-        return Params.model_validate(raw)
+        return Params.model_validate(effective(raw))
+    except ParamsError as err:
+        raise ParamsError(f"{path}: invalid params\n  - {err}") from None
     except ValidationError as err:
         raise ParamsError(_explain(err, path)) from None
 
@@ -317,3 +421,20 @@ def load_params(path: str | Path = "params.yaml", overrides: dict | None = None)
     for section, values in (overrides or {}).items():
         raw[section] = {**raw.get(section, {}), **values} if isinstance(values, dict) else values
     return parse_params(raw, str(path))
+
+
+def main(argv=None) -> None:
+    """``python -m tokenclean.config [params.yaml]``: the effective params, profile applied."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        params = load_params(args[0] if args else "params.yaml")
+    except ParamsError as err:
+        print(err, file=sys.stderr)
+        sys.exit(2)
+    print(yaml.safe_dump(params.model_dump(exclude={"profile"}, exclude_none=True), sort_keys=False), end="")
+
+
+if __name__ == "__main__":
+    main()

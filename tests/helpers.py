@@ -1,0 +1,120 @@
+"""Helpers shared by the tests: the tiny config, running stages in process or as commands, and
+temporary git + DVC repositories holding a copy of the project."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Small enough that the whole chain runs in seconds on 2 CPU cores. Keys set here win over the
+# params file's profile, as any explicit key does.
+TINY_TRAIN = {"method": "lora", "epochs": 1, "batch_tokens": 512, "lora_r": 4}
+TINY = {
+    "synthetic": {"lexicon": 8, "pool": 48, "warmup": 16, "eval": 8, "pretrain_docs": 80},
+    "base": {"vocab_size": 320, "hidden_size": 32, "layers": 1, "heads": 2, "intermediate_size": 64,
+             "steps": 4, "batch_tokens": 1024},
+    "train": TINY_TRAIN,
+    "score": {"batch_tokens": 1024, "chunk": 64},
+    "evaluate": {"max_new_tokens": 4, "batch_size": 8},
+    "split": {"chunks": 3},
+    "rounds": {
+        "warmup": {"data": "out/prepare/warmup.parquet", "reference": "base", "start": "base", "train": {"epochs": 1}},
+        "fixed": {"data": "out/prepare/pool.parquet", "reference": "warmup", "start": "base"},
+        **{f"r{i}": {"data": f"out/split/{i}.parquet", "reference": f"r{i - 1}" if i else "base",
+                     "start": f"r{i - 1}" if i else "base"} for i in range(3)},
+    },
+    "flows": {"retries": 0, "retry_delay_s": 0},
+}
+COPY = ["tokenclean", "tasks", "flows", "data", "lm_eval_tasks", "dvc.yaml", ".gitignore", ".dvcignore"]
+GIT_ID = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+
+
+def tiny_raw(**overrides) -> dict:
+    """params.yaml with the tiny sections (and ``overrides``) merged in, section by section;
+    ``rounds`` is replaced whole."""
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for section, values in {**TINY, **overrides}.items():
+        merge = isinstance(values, dict) and section != "rounds"
+        raw[section] = {**raw.get(section, {}), **values} if merge else values
+    return raw
+
+
+def write_tiny_params(path: Path, **overrides) -> Path:
+    path.write_text(yaml.safe_dump(tiny_raw(**overrides), sort_keys=False))
+    return path
+
+
+ROUND_STAGES = ("data", "score", "select", "train", "evaluate")
+
+
+def run_stages(work: Path, params, rounds: list[str] | None = None) -> Path:
+    """Every stage's run() in order in ``work``: the data stages, then each round (default: all)."""
+    from tasks import base, data, evaluate, generate, prepare, score, select, split, train
+
+    old = Path.cwd()
+    os.chdir(work)
+    try:
+        (work / "data").mkdir(exist_ok=True)
+        shutil.copytree(ROOT / "lm_eval_tasks", work / "lm_eval_tasks", dirs_exist_ok=True)
+        for stage in (generate, base, prepare, split):
+            stage.run(params)
+        for name in params.rounds if rounds is None else rounds:
+            for stage in (data, score, select, train, evaluate):
+                stage.run(params, name)
+    finally:
+        os.chdir(old)
+    return work
+
+
+def env() -> dict:
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1",
+            "TQDM_DISABLE": "1", **GIT_ID}
+
+
+def sh(cmd: str, cwd: Path, check: bool = True) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, shell=True, capture_output=True, text=True, env=env())
+    if check and proc.returncode:
+        raise AssertionError(f"{cmd} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc.stdout + proc.stderr
+
+
+def stage_cmd(cwd: Path, stage: str, *args: str, extra_env: dict | None = None) -> subprocess.CompletedProcess:
+    """``python -m tasks.<stage> args`` in ``cwd``, as DVC runs it."""
+    return subprocess.run([sys.executable, "-m", f"tasks.{stage}", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**env(), "PYTHONPATH": str(ROOT), **(extra_env or {})})
+
+
+def make_repo(work: Path, **overrides) -> Path:
+    """A fresh checkout: project files, tiny params, one commit, nothing run yet."""
+    work.mkdir(parents=True, exist_ok=True)
+    for name in COPY:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, work / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(src, work / name)
+    write_tiny_params(work / "params.yaml", **overrides)
+    sh("git init -q && dvc init -q && git add -A && git commit -qm init", work)
+    return work
+
+
+def copy_repo(src: Path, dest: Path) -> Path:
+    """A copy of a repository (git, DVC cache and workspace), as a second clone with the same state."""
+    shutil.copytree(src, dest, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
+
+
+def ran(output: str) -> set[str]:
+    """Stages `dvc repro` ran, from its output."""
+    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
+
+
+def commit_all(repo: Path, message: str) -> None:
+    sh(f"git add -A && git commit -qm '{message}'", repo)

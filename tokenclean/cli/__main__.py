@@ -1,0 +1,5 @@
+"""``python -m tokenclean.cli ...`` runs the same command line as ``tokenclean ...``."""
+
+from tokenclean.cli.main import main
+
+main()

@@ -1,0 +1,201 @@
+"""``tokenclean compare``: the paper-style table of cleaning methods from DVC experiments.
+
+    tokenclean compare                    # every finished experiment of HEAD -> table + files
+    tokenclean compare --queue --run      # first queue the missing grid (methods x seeds, the
+                                          # data_prop ablation) and run it
+    tokenclean compare --queue --dry-run  # print the `dvc exp run --queue` commands only
+
+Methods, seeds and the ablation come from the ``compare`` section of params (tokenclean/config.py).
+Writes ``<out>/compare.md`` and ``compare.csv`` (methods by tasks, mean ± std over seeds),
+``<out>/ablation.csv`` (the metric against data_prop, for a DVC plot) and ``ablation.svg``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from tokenclean.audit.svg import line_chart
+from tokenclean.config import load_params
+from tokenclean.evaluation.comparison import (
+    AVERAGE,
+    Run,
+    ablation,
+    experiment_grid,
+    flatten,
+    last_chain,
+    main_table,
+    to_csv_rows,
+    to_markdown,
+)
+from tokenclean.layout import SUMMARY, round_paths
+
+ROUNDS_SUMMARY = (SUMMARY / "rounds.json").as_posix()
+NOT_DONE = {"queued", "running", "failed"}
+
+
+def run_dvc(*args: str, repo: Path) -> str:
+    """``dvc <args>`` from this interpreter's environment, whether or not it is on PATH."""
+    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=repo, capture_output=True, text=True)
+    if proc.returncode:
+        raise ValueError(f"`dvc {' '.join(args)}` failed in {repo}:\n{proc.stderr.strip()[-2000:]}")
+    return proc.stdout
+
+
+def _run_of(entry: dict, fallback_name: str) -> Run | None:
+    data = entry.get("data") or {}
+    metrics = {path: m["data"] for path, m in (data.get("metrics") or {}).items()
+               if isinstance(m, dict) and m.get("data")}
+    if not metrics:
+        return None
+    params = {}
+    for values in (data.get("params") or {}).values():
+        params.update(flatten(values.get("data") or {}))
+    return Run(entry.get("name") or fallback_name, params, metrics, rev=entry.get("rev", ""))
+
+
+def _named(wanted: list[str], entry: dict) -> bool:
+    rev = entry.get("rev", "")
+    return any(w in (entry.get("name"), rev) or (len(w) >= 4 and rev.startswith(w)) for w in wanted)
+
+
+def runs_from_exp_show(show: list[dict], wanted: list[str]) -> list[Run]:
+    """Finished experiments of ``dvc exp show --json``: all of them, or those named in ``wanted``
+    (an experiment name, a commit's branch name or a revision prefix; 'workspace' too)."""
+    runs = []
+    for baseline in show:
+        if wanted and _named(wanted, baseline):  # a commit or the workspace only when asked for by name
+            runs.append(_run_of(baseline, baseline.get("rev", "")[:7]))
+        for exp in baseline.get("experiments") or []:
+            if ((exp.get("executor") or {}).get("state") or "success") in NOT_DONE:
+                continue
+            for entry in exp.get("revs") or []:
+                if not wanted or _named(wanted, {**entry, "name": entry.get("name") or exp.get("name")}):
+                    runs.append(_run_of({**entry, "name": entry.get("name") or exp.get("name")},
+                                        entry.get("rev", "")[:7]))
+    return [r for r in runs if r is not None]
+
+
+def with_rounds(run: Run, repo: Path) -> Run:
+    """Attach the rounds summary to a run that has rounds but no per-round metrics files."""
+    rounds = last_chain(run)
+    if not rounds or any(round_paths(r).metrics.as_posix() in run.metrics for r in rounds):
+        return run
+    try:
+        import dvc.api
+
+        text = dvc.api.read(ROUNDS_SUMMARY, repo=str(repo), rev=None if run.rev in ("", "workspace") else run.rev)
+        summary = json.loads(text)
+    except Exception:  # noqa: BLE001 - a missing or unreadable summary only means no self-evolving numbers
+        return run
+    return replace(run, rounds=summary if isinstance(summary, list) else summary.get("rounds"))
+
+
+def queue(cfg, repo: Path, dry_run: bool, existing: set[str]) -> list[str]:
+    """``dvc exp run --queue`` for each experiment of the grid not there yet; returns the names."""
+    queued = []
+    for name, params in experiment_grid(cfg):
+        if name in existing:
+            continue
+        args = ["exp", "run", "--queue", "-n", name] + [a for k, v in params.items() for a in ("-S", f"{k}={v}")]
+        print("dvc " + " ".join(args))
+        if not dry_run:
+            run_dvc(*args, repo=repo)
+        queued.append(name)
+    return queued
+
+
+def experiment_names(show: list[dict]) -> set[str]:
+    return {e.get("name") for b in show for e in b.get("experiments") or []} - {None}
+
+
+def write_csv(rows: list[dict], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else [], lineterminator="\n")
+        writer.writeheader()
+        cell = lambda v: "" if v is None else round(v, 8) if isinstance(v, float) else v  # noqa: E731 - no float noise
+        writer.writerows({k: cell(v) for k, v in r.items()} for r in rows)
+
+
+PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
+
+
+def ablation_svg(rows: list[dict], cfg, key: str) -> str:
+    """The ablation as a standalone SVG line chart (lm-eval averages in percent)."""
+    scale = 100 if key == AVERAGE else 1
+    series = {m: [None if r[m] is None else r[m] * scale for r in rows] for m in cfg.ablation_methods}
+    colors = dict(zip(cfg.ablation_methods, PALETTE * 2))
+    seeds = cfg.ablation_seed_list
+    title = (f"{key}{' (%)' if scale == 100 else ''} against data_prop, "
+             f"seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}")
+    return line_chart([r["data_prop"] for r in rows], series, colors, title,
+                      "data_prop (share of response tokens kept)", y_range=(0, 100) if scale == 100 else None)
+
+
+def report(runs: list[Run], cfg, out: Path, extra: tuple[str, ...], ablation_key: str) -> str:
+    """Write compare.md, compare.csv, ablation.csv and ablation.svg under ``out``; return the Markdown table."""
+    table = main_table(runs, cfg, extra)
+    text = to_markdown(table, extra)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "compare.md").write_text(text)
+    write_csv(to_csv_rows(table), out / "compare.csv")
+    rows = ablation(runs, cfg, ablation_key)
+    write_csv(rows, out / "ablation.csv")
+    (out / "ablation.svg").write_text(ablation_svg(rows, cfg, ablation_key))
+    notes = [f"{len(runs)} runs; lm-eval scores in percent ({cfg.metric} where a task reports it), "
+             f"mean ± sample std over seeds, methods at data_prop {cfg.data_prop:g}"] + table.notes
+    return text + "".join(f"note: {n}\n" for n in notes)
+
+
+def command(args) -> int:
+    repo = Path(args.repo)
+    cfg = load_params(repo / args.params).compare
+    show = json.loads(Path(args.from_json).read_text()) if args.from_json else None
+    if args.queue or args.run:
+        show = show or json.loads(run_dvc("exp", "show", "--json", repo=repo))
+        if args.queue:
+            print(f"queued {len(queue(cfg, repo, args.dry_run, experiment_names(show)))} experiments", file=sys.stderr)
+        if args.run and not args.dry_run:
+            ran = subprocess.run([sys.executable, "-m", "dvc", "exp", "run", "--run-all", "-j", str(args.jobs)],
+                                 cwd=repo)
+            if ran.returncode:  # the finished runs still make a table; the failed ones show up as missing seeds
+                print("some queued experiments failed (see `dvc queue status`); comparing the finished ones",
+                      file=sys.stderr)
+            show = None  # read again: the runs just finished
+        if args.dry_run or not args.run:
+            return 0
+    show = show or json.loads(run_dvc("exp", "show", "--json", *(["-A"] if args.all_commits else []), repo=repo))
+    runs = [with_rounds(r, repo) for r in runs_from_exp_show(show, args.experiments)]
+    print(report(runs, cfg, repo / args.out, tuple(args.extra), args.ablation_metric), end="")
+    return 0
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("compare", help="methods by tasks from DVC experiments (mean ± std over seeds)",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("experiments", nargs="*", help="experiment names or revisions (default: every finished experiment)")
+    p.add_argument("--repo", default=".", help="repository root (default: .)")
+    p.add_argument("--params", default="params.yaml", help="params file with the compare section, relative to --repo")
+    p.add_argument("--out", default="results",
+                   help="folder for compare.md, compare.csv, ablation.csv (default: results)")
+    p.add_argument("-A", "--all-commits", action="store_true", help="experiments of every commit, not only HEAD's")
+    p.add_argument("--extra", action="append", default=[], metavar="KEY",
+                   help="also show this metric of the method's metrics file (e.g. accuracy); not averaged")
+    p.add_argument("--ablation-metric", default=AVERAGE, metavar="KEY",
+                   help=f"what ablation.csv plots: {AVERAGE} (default), a task name or a metric key")
+    p.add_argument("--queue", action="store_true",
+                   help="queue the experiments of the grid whose names do not exist yet (queued, finished or failed: "
+                        "`dvc exp remove` a failed one to queue it again)")
+    p.add_argument("--run", action="store_true", help="run the queue (dvc exp run --run-all), then compare")
+    p.add_argument("--jobs", type=int, default=1, help="experiments run at once by --run (default: 1)")
+    p.add_argument("--dry-run", action="store_true", help="with --queue: print the commands, queue nothing")
+    p.add_argument("--from-json", metavar="FILE",
+                   help="read `dvc exp show --json` output from FILE instead of running it")
+    p.set_defaults(func=command)
+

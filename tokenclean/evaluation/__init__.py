@@ -1,0 +1,1 @@
+"""Evaluation of trained models: held-out loss and generation, lm-eval tasks, method comparison."""

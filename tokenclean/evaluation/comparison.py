@@ -1,0 +1,252 @@
+"""The paper-style comparison of cleaning methods, from finished runs: methods by tasks with an
+average, mean ± standard deviation over seeds, and the token-share ablation.
+
+A run is one experiment of the pipeline: its params (dotted keys) and its metrics files. A
+method (``compare.methods`` in params) is the params its runs have and the file its metrics
+come from: ``fixed`` reads round ``fixed``'s ``out/rounds/fixed/evaluate/metrics.json``,
+``evolve`` the last round's (the last of ``rounds`` with a metrics file, else the last entry of
+the rounds summary). Reading runs out of DVC is the command line's job
+(:mod:`tokenclean.cli.compare`); this module only computes.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from tokenclean.layout import FIXED, round_paths
+
+FIXED_METRICS = round_paths(FIXED).metrics.as_posix()
+LM_EVAL = "lm_eval/"
+AVERAGE = "Average"
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str
+    params: dict[str, Any]  # dotted keys: {"select.strategy": "global", ...}
+    metrics: dict[str, dict[str, float]]  # metrics file -> flat metrics
+    rev: str = ""  # git revision of the experiment ('workspace' for the workspace)
+    rounds: list[dict] | None = field(default=None, compare=False)  # the rounds summary, when it could be read
+
+
+def flatten(nested: dict, prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in nested.items():
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def same(a, b) -> bool:
+    """Param equality across YAML's types: 0.3 == "0.3", 1 == 1.0."""
+    try:
+        return math.isclose(float(a), float(b), rel_tol=0, abs_tol=1e-12)
+    except (TypeError, ValueError):
+        return str(a) == str(b)
+
+
+def has(run: Run, values: dict) -> bool:
+    return all(k in run.params and same(run.params[k], v) for k, v in values.items())
+
+
+def round_names(run: Run) -> list[str]:
+    """Rounds in params order (``rounds.<name>.data`` keys)."""
+    names = [k.split(".")[1] for k in run.params if k.startswith("rounds.") and k.count(".") >= 2]
+    return list(dict.fromkeys(names))
+
+
+def last_chain(run: Run) -> list[str]:
+    """The last round, then the round it started from, and so on back to the base."""
+    names = round_names(run)
+    chain = names[-1:]
+    while chain and run.params.get(f"rounds.{chain[-1]}.start") in names and len(chain) <= len(names):
+        chain.append(run.params[f"rounds.{chain[-1]}.start"])
+    return chain
+
+
+def method_metrics(run: Run, source: str) -> dict[str, float] | None:
+    """``fixed``: round fixed's metrics. ``evolve``: the last round's, or those of the latest round
+    of its chain that has them (a round still to run), else the last row of the rounds summary."""
+    if source == "fixed":
+        return run.metrics.get(FIXED_METRICS)
+    for name in last_chain(run):
+        found = run.metrics.get(round_paths(name).metrics.as_posix())
+        if found:
+            return found
+    last = next((r for r in reversed(run.rounds or []) if isinstance(r, dict)), None)
+    if last is None:
+        return None
+    inner = last.get("metrics")  # tolerate both {"metrics": {...}} rows and flat rows
+    return {k: v for k, v in (inner if isinstance(inner, dict) else last).items() if isinstance(v, (int, float))}
+
+
+def task_scores(metrics: dict[str, float], metric: str) -> dict[str, float]:
+    """Per lm-eval task: ``metric`` if it reports it, else its first metric in name order."""
+    per_task: dict[str, dict[str, float]] = {}
+    for key, v in metrics.items():
+        if key.startswith(LM_EVAL) and key.count("/") >= 2 and isinstance(v, (int, float)):
+            _, task, name = key.split("/", 2)
+            per_task.setdefault(task, {})[name] = float(v)
+    return {t: m[metric] if metric in m else m[sorted(m)[0]] for t, m in per_task.items()}
+
+
+def mean_std(values: list[float]) -> tuple[float, float | None]:
+    """Mean, and the sample standard deviation (n - 1), None for a single seed."""
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
+
+
+def method_runs(runs: list[Run], method, cfg, data_prop: float, extra: tuple[str, ...] = (),
+                seeds: list[int] | None = None) -> tuple[dict, list[str]]:
+    """Seed -> {column: value} of the runs of ``method`` at token share ``data_prop``, and notes.
+
+    A run belongs to the method when it has the method's params and every ablation param it
+    has equals ``data_prop``; only ``seeds`` (default ``cfg.seeds``) count, the first run of a seed wins.
+    """
+    found, notes, seeds = {}, [], cfg.seeds if seeds is None else seeds
+    for run in runs:
+        seed = run.params.get(cfg.seed_params[0])
+        at_share = all(same(run.params[k], data_prop) for k in cfg.ablation_params if k in run.params)
+        if not (has(run, method.set) and at_share) or not any(same(seed, s) for s in seeds):
+            continue
+        metrics = method_metrics(run, method.metrics)
+        if metrics is None:
+            notes.append(f"{run.name}: no {method.metrics} metrics, left out")
+        elif seed in found:
+            notes.append(f"{run.name}: a second run of seed {seed}, left out")
+        else:
+            found[seed] = {**task_scores(metrics, cfg.metric), **{k: metrics[k] for k in extra if k in metrics}}
+    return found, notes
+
+
+def with_average(per_seed: dict, tasks: list[str]) -> dict:
+    """Each seed's values plus the mean over ``tasks`` (only for a seed that has all of them)."""
+    out = {}
+    for seed, values in per_seed.items():
+        have = [values[t] for t in tasks if t in values]
+        out[seed] = {**values, **({AVERAGE: statistics.fmean(have)} if tasks and len(have) == len(tasks) else {})}
+    return out
+
+
+def task_order(runs: list[Run], per_method: dict) -> list[str]:
+    """The lm-eval tasks seen, in the order of the first run's evaluate.lm_eval.tasks, others sorted after."""
+    seen = {k for per_seed in per_method.values() for values in per_seed.values() for k in values}
+    lists = (r.params.get("evaluate.lm_eval.tasks") for r in runs)
+    listed = next((x for x in lists if isinstance(x, list)), [])
+    return [t for t in listed if t in seen] + sorted(seen - set(listed))
+
+
+@dataclass
+class Table:
+    columns: list[str]  # tasks, then extra metrics, then Average
+    cells: dict[str, dict[str, tuple[float, float | None, int]]]  # method -> column -> (mean, std, seeds)
+    seeds: dict[str, list]  # method -> the seeds it has
+    notes: list[str]
+
+
+def main_table(runs: list[Run], cfg, extra: tuple[str, ...] = ()) -> Table:
+    """Methods by tasks at the main token share ``cfg.data_prop``, mean ± std over seeds."""
+    per_method, notes = {}, []
+    for name, method in cfg.methods.items():
+        per_method[name], why = method_runs(runs, method, cfg, cfg.data_prop, extra)
+        notes += why
+    tasks = [t for t in task_order(runs, per_method) if t not in extra]
+    columns = tasks + [k for k in extra if any(k in v for p in per_method.values() for v in p.values())] + [AVERAGE]
+    cells, seeds = {}, {}
+    for name, per_seed in per_method.items():
+        per_seed = with_average(per_seed, tasks)
+        seeds[name] = sorted(per_seed)
+        if 0 < len(per_seed) < len(cfg.seeds):
+            notes.append(f"{name}: {len(per_seed)} of {len(cfg.seeds)} seeds")
+        cells[name] = {c: (*mean_std(v), len(v)) for c in columns if (v := [x[c] for x in per_seed.values() if c in x])}
+    return Table(columns, cells, seeds, notes)
+
+
+def ablation(runs: list[Run], cfg, key: str = AVERAGE) -> list[dict]:
+    """One row per token share: each ablation method's mean and std of ``key`` over seeds."""
+    rows = []
+    for share in cfg.ablation:
+        row: dict[str, Any] = {"data_prop": share}
+        for name in cfg.ablation_methods:
+            per_seed, _ = method_runs(runs, cfg.methods[name], cfg, share, (key,) if key != AVERAGE else (),
+                                      cfg.ablation_seed_list)
+            tasks = sorted({k for v in per_seed.values() for k in v} - {key})
+            values = [v[key] for v in with_average(per_seed, tasks).values() if key in v]
+            mean, std = mean_std(values) if values else (None, None)
+            row.update({name: mean, f"{name}_std": std, f"{name}_seeds": len(values)})
+        rows.append(row)
+    return rows
+
+
+def _fmt(cell, scale: float, digits: int) -> str:
+    mean, std, _ = cell
+    return f"{mean * scale:.{digits}f}" + ("" if std is None else f" ± {std * scale:.{digits}f}")
+
+
+def to_markdown(table: Table, extra: tuple[str, ...] = (), scale: float = 100.0, digits: int = 2) -> str:
+    """The paper's layout: a row per method, lm-eval scores in percent, the best mean of each column in bold."""
+    lines = ["| Method | " + " | ".join(table.columns) + " | Seeds |", "|---|" + "---:|" * (len(table.columns) + 1)]
+    best = {c: max((cells[c][0] for cells in table.cells.values() if c in cells), default=None) for c in table.columns}
+    for name, cells in table.cells.items():
+        row = []
+        for c in table.columns:
+            if c not in cells:
+                row.append("")
+                continue
+            s, d = (1.0, 3) if c in extra else (scale, digits)  # extra metrics keep their own units
+            text = _fmt(cells[c], s, d)
+            row.append(f"**{text}**" if c not in extra and cells[c][0] == best[c] and len(table.cells) > 1 else text)
+        lines.append(f"| {name} | " + " | ".join(row) + f" | {len(table.seeds[name])} |")
+    return "\n".join(lines) + "\n"
+
+
+def to_csv_rows(table: Table) -> list[dict]:
+    """One row per method: ``<column>_mean``, ``<column>_std`` (unscaled) and the seeds."""
+    rows = []
+    for name, cells in table.cells.items():
+        row: dict[str, Any] = {"method": name, "seeds": " ".join(str(s) for s in table.seeds[name])}
+        for c in table.columns:
+            mean, std, _ = cells.get(c, (None, None, 0))
+            row.update({f"{c}_mean": mean, f"{c}_std": std})
+        rows.append(row)
+    return rows
+
+
+def _method_groups(cfg, names: list[str]) -> list[tuple[list[str], dict]]:
+    """Methods one experiment can serve: one's params contain the other's (fixed_model inside
+    self_evolving: a global run also runs the rounds). Disjoint params are never merged, as
+    that would change a param one of the methods leaves at its default."""
+    groups: list[tuple[list[str], dict]] = []
+    for name in names:
+        s = dict(cfg.methods[name].set)
+        for members, params in groups:
+            inside = lambda a, b: all(k in b and same(b[k], v) for k, v in a.items())  # noqa: E731
+            if inside(s, params) or inside(params, s):
+                members.append(name)
+                params.update(s)
+                break
+        else:
+            groups.append(([name], s))
+    return groups
+
+
+def experiment_grid(cfg) -> list[tuple[str, dict]]:
+    """(name, params) of every experiment the comparison needs: the methods at ``cfg.data_prop``
+    and the ablation methods at each share, once per seed (its ``ablation_seeds``); identical params
+    are queued once."""
+    specs, seen = [], set()
+    plan = [(g, cfg.data_prop, "", cfg.seeds) for g in _method_groups(cfg, list(cfg.methods))]
+    plan += [(g, share, f"-p{share:g}", cfg.ablation_seed_list)
+             for share in cfg.ablation for g in _method_groups(cfg, cfg.ablation_methods)]
+    for (members, params), share, tag, seeds in plan:
+        for seed in seeds:
+            full = {**params, **{k: share for k in cfg.ablation_params}, **{k: seed for k in cfg.seed_params}}
+            key = frozenset((k, str(v)) for k, v in full.items())
+            if key not in seen:
+                seen.add(key)
+                specs.append((f"{'+'.join(members)}{tag}-s{seed}", full))
+    return specs

@@ -1,0 +1,1 @@
+"""Token cleaning itself: per-token scores, selection, the response-position rule, masks."""

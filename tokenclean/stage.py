@@ -1,0 +1,60 @@
+"""What every stage's ``main()`` shares: argument parsing, logging, seeding, the stage lock, clean failures."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from tokenclean.config import Params, ParamsError, load_params
+from tokenclean.errors import DataError
+from tokenclean.locks import Busy, exclusive
+
+# Held by the stage command running in this repository: DVC releases its own repository lock while a
+# stage's command runs, so without this a second `dvc repro` or flow could start a stage meanwhile.
+STAGE_LOCK = Path(".dvc/tmp/tokenclean-stage.lock")
+
+log = logging.getLogger("tokenclean")
+
+
+def stage_main(name: str, run: Callable[..., object], argv=None, per_round: bool = False) -> None:
+    """Parse ``--params`` (and ``--round`` for the per-round stages), run, and turn bad input into exit 2."""
+    parser = argparse.ArgumentParser(prog=f"python -m tasks.{name}", description=run.__doc__)
+    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    if per_round:
+        parser.add_argument("--round", required=True, help="a round named in the params' rounds")
+    args = parser.parse_args(argv)
+    label = f"{name}@{args.round}" if per_round else name
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {label}: %(message)s", datefmt="%H:%M:%S")
+    try:
+        with one_stage_at_a_time(label):
+            params = load_params(args.params)
+            import torch  # here, not at import: `--help` stays fast
+
+            torch.manual_seed(params.seed)
+            if per_round:
+                check_round(params, args.round)
+                run(params, args.round)
+            else:
+                run(params)
+    except (ParamsError, DataError, FloatingPointError, FileNotFoundError, ValueError, Busy) as err:
+        print(f"error in stage '{label}': {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+def check_round(params: Params, name: str) -> None:
+    if name not in params.rounds:
+        raise ValueError(f"no round '{name}' in rounds (rounds: {list(params.rounds)})")
+
+
+def one_stage_at_a_time(label: str):
+    """The repository's stage lock (:data:`STAGE_LOCK`); none outside a DVC repository, and none in a
+    launched data-parallel worker, whose launcher holds it."""
+    if not STAGE_LOCK.parent.parent.is_dir() or "LOCAL_RANK" in os.environ:
+        return contextlib.nullcontext()
+    return exclusive(STAGE_LOCK, f"stage {label}", "another stage is running in this repository (a second "
+                     "`dvc repro` or flow?); wait for it to end, then run again")
