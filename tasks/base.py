@@ -12,7 +12,7 @@ from tokenclean.columns import IGNORE
 from tokenclean.config import FinetuneCfg, Params
 from tokenclean.data.render import render_text
 from tokenclean.io import atomic_path, file_hash, write_json
-from tokenclean.layout import BASE, GENERATE, round_paths
+from tokenclean.layout import BASE, BASE_ROUND, GENERATE, round_paths
 from tokenclean.model.modeling import load_tokenizer, tiny_llama, train_tokenizer
 from tokenclean.model.training import train
 from tokenclean.stage import log, stage_main
@@ -35,13 +35,13 @@ def pretrain_tiny(params: Params, corpus: Path):
     return model, tok, stats
 
 
-def run(params: Params, out=BASE, corpus=GENERATE / "pretrain.jsonl") -> None:
+def run(params: Params) -> None:
     """Write out/base (the pretrained tiny model, or source.json naming model.base) and the pointer
     out/rounds/base/train/model.json that rounds whose reference or start is the base depend on."""
-    write_base(params, Path(out), corpus)
-    pointer = round_paths("base").train / "model.json"
-    write_json({"model": str(out), "source": params.model.base, "revision": params.model.revision,
-                "sha256": file_hash(out)}, pointer)
+    write_base(params, BASE, GENERATE / "pretrain.jsonl")
+    pointer = round_paths(BASE_ROUND).train / "model.json"
+    write_json({"model": str(BASE), "source": params.model.base, "revision": params.model.revision,
+                "sha256": file_hash(BASE)}, pointer)
 
 
 def write_base(params: Params, out: Path, corpus) -> None:

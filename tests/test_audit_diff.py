@@ -74,3 +74,20 @@ def test_fixed_against_a_self_evolving_round_of_a_real_run(tiny_run, capsys):
     assert d["shared_samples"] == d["compared_samples"] == len(r1.sample_ids) < len(fixed.sample_ids)  # r1: one chunk
     assert d["kept_b"] == int(r1.keep.sum()) and d["tokens"] == len(r1.keep)
     assert d["both_kept"] + d["both_dropped"] + d["kept_to_dropped"] + d["dropped_to_kept"] == d["tokens"]
+
+
+@pytest.mark.parametrize("a, b", [("fixed", "fixed"), ("r0", "r1")])  # nothing flipped; no shared sample
+def test_diff_command_where_nothing_flipped(tiny_run, capsys, a, b):
+    assert main(["audit", "diff", a, b, "--repo", str(tiny_run)]) == 0
+    assert "flipped: 0 kept -> dropped, 0 dropped -> kept, in 0 samples" in capsys.readouterr().out
+    assert main(["audit", "diff", a, b, "--repo", str(tiny_run), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["kept_to_dropped"] == d["dropped_to_kept"] == 0 and d["examples"] == []
+
+
+def test_output_that_is_not_a_terminal_gets_plain_marks(tmp_path, capsys):
+    tok = bpe_tokenizer()
+    build_run(tmp_path, tok)
+    assert main(["audit", "show", "--repo", str(tmp_path), "--sample", "s0"]) == 0  # capsys: not a terminal
+    out = capsys.readouterr().out
+    assert "[" in out and "{" in out, "kept tokens in [ ], dropped in { } without --plain"

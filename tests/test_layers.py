@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import re
 import tomllib
+from pathlib import Path
 
 import pytest
 import yaml
@@ -114,3 +115,13 @@ def test_only_the_layout_spells_an_output_path():
             if path != ROOT / "tokenclean" / "layout.py":
                 found = [s for s in string_literals(path) if spelt.match(s)]
                 assert not found, f"{path.relative_to(ROOT)} spells {found}: ask tokenclean/layout.py"
+
+
+def test_ruff_finds_nothing():
+    import shutil
+    import subprocess
+    import sys
+
+    ruff = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")
+    done = subprocess.run([ruff, "check", "--no-cache", "."], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:]

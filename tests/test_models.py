@@ -1,12 +1,12 @@
 """model.base as a local directory (the hub path, exercised offline): source.json and loading."""
 
 from tasks import base as base_stage
-from tokenclean.io import read_json
+from tokenclean.io import file_hash, read_json
 from tokenclean.model.checkpoint import load_checkpoint
 from tokenclean.model.modeling import load_base, load_tokenizer
 
 
-def test_local_model_directory_as_base(tmp_path, tiny_run, tiny_params):
+def test_local_model_directory_as_base(tmp_path, tiny_run, tiny_params, monkeypatch):
     # a model directory written by save_pretrained, as a user would point model.base at
     src = load_base(tiny_run / "out" / "base")
     src.save_pretrained(tmp_path / "my-model")
@@ -14,9 +14,12 @@ def test_local_model_directory_as_base(tmp_path, tiny_run, tiny_params):
 
     params = tiny_params.model_copy(
         update={"model": tiny_params.model.model_copy(update={"base": str(tmp_path / "my-model")})})
-    base_stage.run(params, out=tmp_path / "base")
-    assert read_json(tmp_path / "base" / "source.json")["name_or_path"] == str(tmp_path / "my-model")
-    model, tok = load_base(tmp_path / "base"), load_tokenizer(tmp_path / "base")
+    monkeypatch.chdir(tmp_path)
+    base_stage.run(params)
+    base = tmp_path / "out" / "base"
+    assert read_json(base / "source.json")["name_or_path"] == str(tmp_path / "my-model")
+    assert read_json(tmp_path / "out/rounds/base/train/model.json")["sha256"] == file_hash(base)
+    model, tok = load_base(base), load_tokenizer(base)
     assert len(tok) == model.get_input_embeddings().num_embeddings
     for a, b in zip(src.state_dict().values(), model.state_dict().values()):
         assert (a == b).all()

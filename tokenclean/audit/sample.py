@@ -50,8 +50,11 @@ def find_sample(r: RoundTokens, sample: str | int) -> int:
 
 def token_data(files: Files, paths: RoundPaths, sample_ids) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Token ids and labels of some samples of a round's data, by sample id (one read of the file)."""
+    wanted = pa.array([str(i) for i in sample_ids], pa.string())  # typed: an empty list would be of null type
+    if not len(wanted):
+        return {}
     table = files.read_table(paths.data, [C.SAMPLE_ID, C.INPUT_IDS, C.LABELS])
-    table = table.filter(pc.is_in(table.column(C.SAMPLE_ID), value_set=pa.array([str(i) for i in sample_ids])))
+    table = table.filter(pc.is_in(table.column(C.SAMPLE_ID), value_set=wanted))
     return {sid: (np.asarray(ids), np.asarray(labels)) for sid, ids, labels in
             zip(*(table.column(c).to_pylist() for c in (C.SAMPLE_ID, C.INPUT_IDS, C.LABELS)))}
 

@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from tokenclean.audit.diff import round_diff
-from tokenclean.audit.load import RoundTokens, load_round
-from tokenclean.audit.sample import find_sample, sample_rows, token_data
-from tokenclean.audit.stats import round_stats
-from tokenclean.audit.token_text import TokenText
-from tokenclean.cli import audit_render as render
-from tokenclean.layout import BASE, Files, LocalFiles, RoundPaths, default_round, round_names, round_paths
-from tokenclean.model.modeling import load_tokenizer
+# The audit's modules (numpy, pyarrow, rich, transformers) are imported by the commands that use them,
+# not here: `tokenclean --help` then answers in well under a second instead of ~5 s.
+if TYPE_CHECKING:
+    from tokenclean.audit.load import RoundTokens
+    from tokenclean.audit.token_text import TokenText
+    from tokenclean.layout import Files, RoundPaths
 
 WEIGHTS = ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.gguf")  # not needed to detokenise: never copied
 
@@ -36,9 +36,13 @@ class Run:
 
     @cached_property
     def names(self) -> list[str]:
+        from tokenclean.layout import round_names
+
         return round_names(self.files)
 
     def paths(self, name: str | None) -> RoundPaths:
+        from tokenclean.layout import default_round, round_paths
+
         names = self.names
         name = name or default_round(names)
         if name not in names:
@@ -46,10 +50,16 @@ class Run:
         return round_paths(name)
 
     def load(self, name: str | None) -> RoundTokens:
+        from tokenclean.audit.load import load_round
+
         return load_round(self.files, self.paths(name))
 
     def text(self) -> TokenText:
         """The run's own tokenizer (out/base at the same state), unless --tokenizer names one."""
+        from tokenclean.audit.token_text import TokenText
+        from tokenclean.layout import BASE
+        from tokenclean.model.modeling import load_tokenizer
+
         if self._text is None:
             if self.tokenizer:
                 self._text = TokenText(load_tokenizer(self.tokenizer))
@@ -61,6 +71,8 @@ class Run:
 
 def open_run(repo: str, rev: str | None, tokenizer: str | None = None) -> Run:
     if rev is None:
+        from tokenclean.layout import LocalFiles
+
         return Run(LocalFiles(repo), "workspace", tokenizer)
     from tokenclean.cli.revisions import RevFiles  # imports DVC only when a revision is asked for
 
@@ -77,7 +89,8 @@ def add_parser(sub) -> None:
     common.add_argument("--repo", default=".", help="repository of the run (default: .)")
     common.add_argument("--rev", help="git revision to read the run at, through DVC; the workspace is not touched")
     common.add_argument("--tokenizer", help="tokenizer directory or hub id (default: the run's out/base)")
-    common.add_argument("--plain", action="store_true", help="no colour: kept tokens in [ ], dropped in { }")
+    common.add_argument("--plain", action="store_true", default=None,
+                        help="no colour: kept tokens in [ ], dropped in { } (the default when not on a terminal)")
     show = actions.add_parser("show", parents=[common], help="one sample, response tokens marked kept or dropped")
     show.add_argument("--round", help="round name (default: fixed, else the last round)")
     show.add_argument("--sample", default="0", help="sample id, or index in the round (default: 0)")
@@ -97,18 +110,31 @@ def add_parser(sub) -> None:
     diff.set_defaults(func=run_diff)
 
 
+def plain(args) -> bool:
+    """--plain, or output that is not a terminal (a pipe or a file would lose colour-only marks)."""
+    return bool(args.plain) or not sys.stdout.isatty()
+
+
 def run_show(args) -> int:
+    from tokenclean.audit.load import load_round
+    from tokenclean.audit.sample import find_sample, sample_rows, token_data
+    from tokenclean.cli import audit_render as render
+
     run = open_run(args.repo, args.rev, args.tokenizer)
     paths = run.paths(args.round)
     r = load_round(run.files, paths)
     row = find_sample(r, args.sample)
     sid = str(r.sample_ids[row])
     rows = sample_rows(r, row, *token_data(run.files, paths, [sid])[sid], run.text())
-    render.show(render.console(args.plain), r, row, rows, scores=args.scores, plain=args.plain)
+    render.show(render.console(plain(args)), r, row, rows, scores=args.scores, plain=plain(args))
     return 0
 
 
 def run_stats(args) -> int:
+    from tokenclean.audit.stats import round_stats
+    from tokenclean.cli import audit_render as render
+    from tokenclean.layout import default_round
+
     run = open_run(args.repo, args.rev, args.tokenizer)
     names = args.round or run.names
     if not names:
@@ -118,7 +144,7 @@ def run_stats(args) -> int:
     if args.json:
         print(json.dumps(stats, indent=2))
     else:
-        con = render.console(args.plain)
+        con = render.console(plain(args))
         for s in stats:
             render.stats(con, s)
     return 0
@@ -131,6 +157,10 @@ def split_spec(spec: str, rev: str | None) -> tuple[str, str | None]:
 
 
 def run_diff(args) -> int:
+    from tokenclean.audit.diff import round_diff
+    from tokenclean.audit.sample import find_sample, sample_rows, token_data
+    from tokenclean.cli import audit_render as render
+
     (na, ra), (nb, rb) = split_spec(args.a, args.rev), split_spec(args.b, args.rev)
     run_a = open_run(args.repo, ra, args.tokenizer)
     run_b = run_a if rb == ra else open_run(args.repo, rb, args.tokenizer)
@@ -141,11 +171,11 @@ def run_diff(args) -> int:
     if args.json:
         print(json.dumps(d, indent=2))
         return 0
-    con = render.console(args.plain)
+    con = render.console(plain(args))
     render.diff(con, d)
     data = token_data(run_a.files, run_a.paths(na), [ex["sample_id"] for ex in d["examples"]])
     for ex in d["examples"]:
         ia, ib = find_sample(a, ex["sample_id"]), find_sample(b, ex["sample_id"])
         rows = sample_rows(a, ia, *data[ex["sample_id"]], a_text)
-        render.diff_example(con, ex, rows, b.keep[b.offsets[ib]:b.offsets[ib + 1]], plain=args.plain)
+        render.diff_example(con, ex, rows, b.keep[b.offsets[ib]:b.offsets[ib + 1]], plain=plain(args))
     return 0

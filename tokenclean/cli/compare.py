@@ -19,23 +19,13 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from tokenclean.audit.svg import line_chart
-from tokenclean.config import load_params
-from tokenclean.evaluation.comparison import (
-    AVERAGE,
-    Run,
-    ablation,
-    experiment_grid,
-    flatten,
-    last_chain,
-    main_table,
-    to_csv_rows,
-    to_markdown,
-)
-from tokenclean.layout import SUMMARY, round_paths
+# The comparison's modules are imported by the commands that use them, not here: `--help` stays fast.
+if TYPE_CHECKING:
+    from tokenclean.evaluation.comparison import Run
 
-ROUNDS_SUMMARY = (SUMMARY / "rounds.json").as_posix()
+AVERAGE = "Average"  # the column of the mean over tasks (tokenclean.evaluation.comparison.AVERAGE)
 NOT_DONE = {"queued", "running", "failed"}
 
 
@@ -48,6 +38,8 @@ def run_dvc(*args: str, repo: Path) -> str:
 
 
 def _run_of(entry: dict, fallback_name: str) -> Run | None:
+    from tokenclean.evaluation.comparison import Run, flatten
+
     data = entry.get("data") or {}
     metrics = {path: m["data"] for path, m in (data.get("metrics") or {}).items()
                if isinstance(m, dict) and m.get("data")}
@@ -83,13 +75,17 @@ def runs_from_exp_show(show: list[dict], wanted: list[str]) -> list[Run]:
 
 def with_rounds(run: Run, repo: Path) -> Run:
     """Attach the rounds summary to a run that has rounds but no per-round metrics files."""
+    from tokenclean.evaluation.comparison import last_chain
+    from tokenclean.layout import SUMMARY, round_paths
+
     rounds = last_chain(run)
     if not rounds or any(round_paths(r).metrics.as_posix() in run.metrics for r in rounds):
         return run
     try:
         import dvc.api
 
-        text = dvc.api.read(ROUNDS_SUMMARY, repo=str(repo), rev=None if run.rev in ("", "workspace") else run.rev)
+        rev = None if run.rev in ("", "workspace") else run.rev
+        text = dvc.api.read((SUMMARY / "rounds.json").as_posix(), repo=str(repo), rev=rev)
         summary = json.loads(text)
     except Exception:  # noqa: BLE001 - a missing or unreadable summary only means no self-evolving numbers
         return run
@@ -98,6 +94,8 @@ def with_rounds(run: Run, repo: Path) -> Run:
 
 def queue(cfg, repo: Path, dry_run: bool, existing: set[str]) -> list[str]:
     """``dvc exp run --queue`` for each experiment of the grid not there yet; returns the names."""
+    from tokenclean.evaluation.comparison import experiment_grid
+
     queued = []
     for name, params in experiment_grid(cfg):
         if name in existing:
@@ -128,6 +126,8 @@ PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
 
 def ablation_svg(rows: list[dict], cfg, key: str) -> str:
     """The ablation as a standalone SVG line chart (lm-eval averages in percent)."""
+    from tokenclean.audit.svg import line_chart
+
     scale = 100 if key == AVERAGE else 1
     series = {m: [None if r[m] is None else r[m] * scale for r in rows] for m in cfg.ablation_methods}
     colors = dict(zip(cfg.ablation_methods, PALETTE * 2))
@@ -140,6 +140,8 @@ def ablation_svg(rows: list[dict], cfg, key: str) -> str:
 
 def report(runs: list[Run], cfg, out: Path, extra: tuple[str, ...], ablation_key: str) -> str:
     """Write compare.md, compare.csv, ablation.csv and ablation.svg under ``out``; return the Markdown table."""
+    from tokenclean.evaluation.comparison import ablation, main_table, to_csv_rows, to_markdown
+
     table = main_table(runs, cfg, extra)
     text = to_markdown(table, extra)
     out.mkdir(parents=True, exist_ok=True)
@@ -154,6 +156,8 @@ def report(runs: list[Run], cfg, out: Path, extra: tuple[str, ...], ablation_key
 
 
 def command(args) -> int:
+    from tokenclean.config import load_params
+
     repo = Path(args.repo)
     cfg = load_params(repo / args.params).compare
     show = json.loads(Path(args.from_json).read_text()) if args.from_json else None
@@ -178,7 +182,8 @@ def command(args) -> int:
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("compare", help="methods by tasks from DVC experiments (mean ± std over seeds)",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                              description=__doc__.replace("``", "`"),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("experiments", nargs="*", help="experiment names or revisions (default: every finished experiment)")
     p.add_argument("--repo", default=".", help="repository root (default: .)")
     p.add_argument("--params", default="params.yaml", help="params file with the compare section, relative to --repo")

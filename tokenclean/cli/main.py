@@ -11,14 +11,25 @@ import argparse
 import os
 import sys
 
+from tokenclean import __version__
 from tokenclean.cli import audit, compare
 
 COMMANDS = (audit, compare)
+EXAMPLES = """\
+examples:
+  tokenclean audit show --round fixed --sample 11 --scores   one sample's kept and dropped tokens
+  tokenclean audit stats --round fixed                       what a round kept, by token and kind
+  tokenclean audit diff fixed r4                             two rounds over their shared samples
+  tokenclean audit show --rev HEAD~1                         the run at an earlier commit, through DVC
+  tokenclean compare                                         methods by tasks from DVC experiments
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tokenclean",
+    parser = argparse.ArgumentParser(prog="tokenclean", epilog=EXAMPLES,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
                                      description="Token-level data cleaning for SFT: inspect and compare runs.")
+    parser.add_argument("--version", action="version", version=f"tokenclean {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.add_parser(sub)
