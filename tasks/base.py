@@ -28,7 +28,7 @@ def pretrain_tiny(params: Params, corpus: Path):
     n_tokens = sum(len(d) for d in docs)
     cfg = FinetuneCfg(method="full", lr=params.base.lr, batch_tokens=params.base.batch_tokens,
                       epochs=params.base.steps * params.base.batch_tokens / n_tokens,
-                      weight_decay=params.base.weight_decay)
+                      weight_decay=params.base.weight_decay, warmup_ratio=params.base.warmup_ratio)
     log.info("pretraining %.2fM parameters on %d tokens for %.1f epochs",
              sum(p.numel() for p in model.parameters()) / 1e6, n_tokens, cfg.epochs)
     stats = train(model, docs, labels, cfg, tok.pad_token_id, params.base.seed, desc="pretrain")

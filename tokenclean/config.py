@@ -70,6 +70,7 @@ class BaseCfg(Strict):
     batch_tokens: int = 6144
     lr: float = 3e-3
     weight_decay: float = 0.01
+    warmup_ratio: float = Field(0.05, ge=0, lt=1)  # linear warm-up share of the pretraining steps
     # its own seed, not the top-level one: the built-in base stands for a pretrained checkpoint, so
     # repeating an experiment over seeds varies fine-tuning and selection, not pretraining (as in the paper)
     seed: int = 0
