@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -27,7 +29,22 @@ from tokenclean.stage import STAGE_LOCK
 
 
 class StageFailed(RuntimeError):
-    """A stage's command failed; the message ends with what the stage printed."""
+    """A stage's command failed; the message ends with what the stage printed. ``exit_code`` is the
+    command's exit status when DVC reported one (2: bad input, which no retry can fix)."""
+
+    def __init__(self, message: str, exit_code: int | None = None):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def exit_code_of(err: BaseException) -> int | None:
+    """The stage command's exit status, from DVC's "failed to run: ..., exited with N" in the cause chain."""
+    while err is not None:
+        found = re.search(r"exited with (-?\d+)", str(err))
+        if found:
+            return int(found.group(1))
+        err = err.__cause__ or err.__context__
+    return None
 
 
 def round_of(stage: str) -> str | None:
@@ -74,23 +91,26 @@ class Pipeline:
         stages = collect_stages(self.repo, targets or ["dvc.yaml"])
         return [s.addressing for s in plan_repro(get_active_graph(self.repo.index.graph), stages)]
 
-    def repro(self, stage: str) -> bool:
-        """Reproduce one stage if DVC finds it changed; True if it ran."""
-        with tee_stderr() as tail:
+    def repro(self, stage: str, on_line: Callable[[str], None] | None = None) -> bool:
+        """Reproduce one stage if DVC finds it changed; True if it ran. ``on_line`` gets every line the
+        stage's command writes to stderr (its log and progress), as it comes."""
+        with tee_stderr(on_line=on_line) as tail:
             try:
                 ran = bool(self.repo.reproduce(stage, single_item=True))
             except ReproductionError as err:
-                said = tail.decode(errors="replace").strip().splitlines()[-8:]
-                raise StageFailed(f"stage '{stage}' failed in {self.root}:\n" + "\n".join(said)) from err
+                said = tail.decode(errors="replace").strip().splitlines()[-30:]
+                raise StageFailed(f"stage '{stage}' failed in {self.root}:\n" + "\n".join(said),
+                                  exit_code_of(err)) from err
             finally:
                 self.repo._reset()  # dvc.lock changed: forget the cached index before the next stage
         return ran
 
 
 @contextlib.contextmanager
-def tee_stderr(keep: int = 4000):
-    """Stage commands inherit file descriptor 2: pass it through live, and keep its tail."""
-    tail = bytearray()
+def tee_stderr(keep: int = 8000, on_line: Callable[[str], None] | None = None):
+    """Stage commands inherit file descriptor 2: pass it through live, keep its tail, and hand each
+    complete line to ``on_line`` (progress bars redraw with carriage returns: only the last state counts)."""
+    tail, partial = bytearray(), bytearray()
     read_end, write_end = os.pipe()
     saved = os.dup(2)
 
@@ -99,6 +119,14 @@ def tee_stderr(keep: int = 4000):
             os.write(saved, chunk)
             tail.extend(chunk)
             del tail[:-keep]
+            if on_line is not None:
+                partial.extend(chunk)
+                *lines, rest = partial.split(b"\n")
+                partial[:] = rest
+                for line in lines:
+                    text = line.decode(errors="replace").rsplit("\r", 1)[-1].strip()
+                    if text:
+                        on_line(text)
 
     thread = threading.Thread(target=pump, daemon=True)
     thread.start()

@@ -17,21 +17,32 @@ import re
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_link_artifact, create_markdown_artifact
+from prefect.artifacts import create_link_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.pipeline import Pipeline, lock_hashes, round_of
-from tokenclean.audit.markdown import markdown_table
-from tokenclean.audit.summary import summary_markdown
+from flows.pipeline import Pipeline, StageFailed, lock_hashes, round_of
 from tokenclean.config import load_params
 from tokenclean.io import read_json
 from tokenclean.layout import REPORTS, round_paths
 
 
-@task(cache_policy=NO_CACHE, persist_result=False)
+def retry_unless_bad_input(task, task_run, state) -> bool:
+    """A stage that exits with 2 was given bad input (tokenclean's stages say so and exit 2): running it
+    again gives the same error, so only other failures (a crash, a lost machine) are retried."""
+    try:
+        state.result()
+    except StageFailed as err:
+        return err.exit_code != 2
+    except Exception:  # noqa: BLE001 - any other failure may be transient
+        return True
+    return True
+
+
+@task(cache_policy=NO_CACHE, persist_result=False, retry_condition_fn=retry_unless_bad_input)
 def run_stage(pipeline: Pipeline, stage: str) -> bool:
-    ran = pipeline.repro(stage)
-    get_run_logger().info("%s: %s", stage, "ran" if ran else "up to date, skipped")
+    log = get_run_logger()  # the stage's own log lines become this task run's logs, in the UI
+    ran = pipeline.repro(stage, on_line=lambda line: log.info("%s", line))
+    log.info("%s: %s", stage, "ran" if ran else "up to date, skipped")
     return ran
 
 
@@ -49,22 +60,22 @@ def round_report(root: Path, stage: str) -> dict:
 
 
 def publish(report: dict) -> None:
+    """The round as a table artifact ``round-<name>``: one row per figure, with a header."""
     rows = [("tokens kept", f"{report['tokens_kept']} of {report['tokens']}"),
             ("share kept", f"{report['kept_share']:.4f}")]
     rows += [(k, f"{v:.4f}" if isinstance(v, float) else str(v))
              for k, v in {**report["select"], **report["evaluate"]}.items()]
-    rows += [("mask md5 (dvc.lock)", f"`{report['mask_md5']}`"),
-             ("checkpoint md5 (dvc.lock)", f"`{report['checkpoint_md5']}`")]
-    table = markdown_table(["", ""], rows)
+    rows += [("mask md5 (dvc.lock)", report["mask_md5"]), ("checkpoint md5 (dvc.lock)", report["checkpoint_md5"])]
     key = re.sub(r"[^a-z0-9-]+", "-", f"round-{report['round']}".lower())
-    create_markdown_artifact(f"## Round {report['round']}\n\n{table}", key=key,
-                             description=f"token cleaning, round {report['round']}")
+    create_table_artifact([{"figure": k, "value": v} for k, v in rows], key=key,
+                          description=f"token cleaning, round {report['round']}")
 
 
 def publish_audit(root: Path) -> None:
     """The token audit's headline numbers per round, and a link to the HTML page."""
     summary = read_json(root / REPORTS / "tokens.json")
-    create_markdown_artifact(summary_markdown(summary), key="token-audit", description="kept tokens per round")
+    create_table_artifact(summary["rounds"], key="token-audit",
+                          description=f"kept tokens per round; the full audit: {summary['report']}")
     create_link_artifact((root / REPORTS / "tokens.html").as_uri(), link_text="token audit (HTML)",
                          key="token-audit-html")
 

@@ -1,6 +1,6 @@
 """Integration: `dvc repro` in a temporary git repository on the tiny config.
 
-The whole DAG (the warm-up, fixed and 3 self-evolving rounds) runs, a second repro runs nothing,
+The whole DAG (the warm-up, fixed and 2 self-evolving rounds) runs, a second repro runs nothing,
 and a param or code change re-runs exactly the stages that read it and those downstream.
 """
 
@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow
 
 DATA = {"generate", "base", "prepare", "split"}
 PER_ROUND = ("data", "score", "select", "train", "evaluate")
-ROUNDS = ("warmup", "fixed", "r0", "r1", "r2")
+ROUNDS = ("warmup", "fixed", "r1", "r2")
 
 
 def rounds(*names, stages=PER_ROUND) -> set[str]:
@@ -41,8 +41,8 @@ def test_repro_runs_everything_then_nothing(reproduced_repo):
 
 def test_a_select_param_reruns_every_cleaning_round_from_selection_on(repo):
     edit_params(repo, lambda p: p["select"].update(data_prop=0.4))
-    # every round's selection reruns; warmup and r0 are scored against the base and keep every token,
-    # so their masks do not change and nothing after them reruns; r2's reference (r1) changes
+    # every round's selection reruns; the warm-up round is scored against the base and keeps every token,
+    # so its mask does not change and nothing after it reruns; r2's reference (r1) changes
     cleaning = rounds("fixed", "r1", "r2", stages=("train", "evaluate"))
     expected = rounds(*ROUNDS, stages=("select",)) | cleaning | {"score@r2", "summary", "report"}
     assert ran(sh("dvc repro", repo)) == expected

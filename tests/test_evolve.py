@@ -46,15 +46,15 @@ def test_round_overrides_apply_to_that_round_only(tiny_params):
     p = with_rounds(tiny_params, **chained("r3", "r2", select={"data_prop": 0.3}, train={"epochs": 2}))
     assert p.round_select("r3").data_prop == 0.3 and p.round_select("r2").data_prop == 0.6
     assert p.round_train("r3").epochs == 2 and p.round_train("r2").epochs == 1
-    assert p.round_select("r0").strategy == "full", "a round scored against the base keeps everything"
     assert p.round_select("warmup").strategy == "full" and p.round_select("fixed").strategy == "global"
 
 
 def test_a_round_whose_reference_is_the_base_scores_zero_and_keeps_every_token(tiny_run):
-    scores = pq.read_table(tiny_run / "out/rounds/r0/score/scores.parquet").column(C.SCORES).to_pylist()
-    keep = pq.read_table(tiny_run / "out/rounds/r0/select/keep.parquet").column(C.KEEP).to_pylist()
-    assert all(s == 0 for row in scores for s in row) and all(all(k) for k in keep)
-    assert read_json(tiny_run / "out/rounds/r0/select/summary.json")["kept_share"] == 1.0
+    table = pq.read_table(tiny_run / "out/rounds/warmup/score/scores.parquet")
+    keep = pq.read_table(tiny_run / "out/rounds/warmup/select/keep.parquet").column(C.KEEP).to_pylist()
+    assert table.column_names == [C.SAMPLE_ID, C.SCORES], "no model ran: no losses"
+    assert all(s == 0 for row in table.column(C.SCORES).to_pylist() for s in row) and all(all(k) for k in keep)
+    assert read_json(tiny_run / "out/rounds/warmup/select/summary.json")["kept_share"] == 1.0
 
 
 def full_logits_nll(model, ids, labels) -> np.ndarray:
@@ -72,14 +72,14 @@ def test_round_scores_are_base_minus_previous_round(tiny_run, tiny_params, monke
 
     monkeypatch.chdir(tiny_run)  # LoRA checkpoints name their base by its path from the repository root
     base = load_base(tiny_run / "out/base", "float32")
-    prev = load_checkpoint(tiny_run / "out/rounds/r0/train/model", tiny_run / "out/base", "float32")
-    data = pq.read_table(tiny_run / "out/rounds/r1/data/pool.parquet").to_pylist()
-    scores = pq.read_table(tiny_run / "out/rounds/r1/score/scores.parquet").column(C.SCORES).to_pylist()
+    prev = load_checkpoint(tiny_run / "out/rounds/r1/train/model", tiny_run / "out/base", "float32")
+    data = pq.read_table(tiny_run / "out/rounds/r2/data/pool.parquet").to_pylist()
+    scores = pq.read_table(tiny_run / "out/rounds/r2/score/scores.parquet").column(C.SCORES).to_pylist()
     for row, got in list(zip(data, scores))[:4]:
         want = (full_logits_nll(base, row[C.INPUT_IDS], row[C.LABELS])
                 - full_logits_nll(prev, row[C.INPUT_IDS], row[C.LABELS]))
         np.testing.assert_allclose(got, want, atol=2e-4)
-    assert read_json(tiny_run / "out/rounds/r1/select/summary.json")["kept_share"] == pytest.approx(0.6, abs=0.01)
+    assert read_json(tiny_run / "out/rounds/r2/select/summary.json")["kept_share"] == pytest.approx(0.6, abs=0.01)
 
 
 def test_a_round_trains_on_from_its_predecessors_weights(tiny_run, tiny_params, monkeypatch):
@@ -89,18 +89,18 @@ def test_a_round_trains_on_from_its_predecessors_weights(tiny_run, tiny_params, 
     from tokenclean.model.finetune import finetune
 
     monkeypatch.chdir(tiny_run)
-    meta = read_json(tiny_run / "out/rounds/r1/train/model/meta.json")
-    assert meta["start"] == "r0" and meta["prev_sha256"] == file_hash(tiny_run / "out/rounds/r0/train/model")
-    ids, labels = masked_labels(tiny_run / "out/rounds/r1/data/pool.parquet",
-                                tiny_run / "out/rounds/r1/select/keep.parquet")
-    frozen = tiny_params.round_train("r1").model_copy(update={"lr": 1e-20, "epochs": 0.1})
+    meta = read_json(tiny_run / "out/rounds/r2/train/model/meta.json")
+    assert meta["start"] == "r1" and meta["prev_sha256"] == file_hash(tiny_run / "out/rounds/r1/train/model")
+    ids, labels = masked_labels(tiny_run / "out/rounds/r2/data/pool.parquet",
+                                tiny_run / "out/rounds/r2/select/keep.parquet")
+    frozen = tiny_params.round_train("r2").model_copy(update={"lr": 1e-20, "epochs": 0.1})
     out = tiny_run / "scratch_continue"
     finetune(tiny_params, frozen, ids, labels, tiny_run / "out/base", out, {}, "t",
-             start=tiny_run / "out/rounds/r0/train/model")
-    before = load_file(tiny_run / "out/rounds/r0/train/model/adapter_model.safetensors")
+             start=tiny_run / "out/rounds/r1/train/model")
+    before = load_file(tiny_run / "out/rounds/r1/train/model/adapter_model.safetensors")
     after = load_file(out / "adapter_model.safetensors")
     assert before.keys() == after.keys() and any(t.abs().sum() > 0 for k, t in before.items() if "lora_B" in k)
-    for k in before:  # a fresh adapter would start with lora_B = 0: these are round r0's trained weights
+    for k in before:  # a fresh adapter would start with lora_B = 0: these are round r1's trained weights
         torch.testing.assert_close(after[k], before[k], atol=1e-6, rtol=0)
 
 

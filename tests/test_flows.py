@@ -153,3 +153,26 @@ def test_regression_past_the_tolerance_is_refused(tmp_path):
     assert check_regression(tmp_path, RetrainCfg(metric="accuracy", mode="max", tolerance=0.0), "r1", "r0")
     with pytest.raises(Regression):
         check_regression(tmp_path, RetrainCfg(metric="accuracy", mode="max", tolerance=0.0), "r0", "r1")
+
+
+BAD_STAGE = """import pathlib, sys
+with open("attempts", "a") as f:
+    f.write("x")
+print("error in stage bad: record 3 is not JSON", file=sys.stderr)
+sys.exit(int(pathlib.Path("code").read_text()))
+"""
+
+
+@pytest.mark.parametrize("code, attempts", [(2, 1), (1, 3)])
+def test_bad_input_is_not_retried_other_failures_are(tmp_path, prefect_harness, code, attempts):
+    from flows.pipeline import StageFailed
+    from flows.token_cleaning import token_cleaning
+
+    (tmp_path / "dvc.yaml").write_text("stages:\n  bad:\n    cmd: python bad.py\n    deps: [bad.py]\n    outs: [o]\n")
+    (tmp_path / "bad.py").write_text(BAD_STAGE)
+    (tmp_path / "params.yaml").write_text("flows: {retries: 2, retry_delay_s: 0}\n")
+    (tmp_path / "code").write_text(str(code))
+    sh("git init -q && dvc init -q && git add -A && git commit -qm init", tmp_path)
+    with pytest.raises(StageFailed, match="record 3 is not JSON") as failed:
+        token_cleaning(repo=str(tmp_path))
+    assert failed.value.exit_code == code and (tmp_path / "attempts").read_text() == "x" * attempts

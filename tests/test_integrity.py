@@ -38,7 +38,7 @@ def test_artifacts_record_config_and_input_hashes(tiny_run, tiny_params):
     prepared = table_meta(out / "prepare/pool.parquet")
     assert prepared["config"]["max_seq_len"] == tiny_params.data.max_seq_len
     assert prepared["inputs"] == {"source": file_hash(out / "generate"), "base": file_hash(out / "base")}
-    chunk = table_meta(out / "rounds/r1/data/pool.parquet")
+    chunk = table_meta(out / "rounds/r2/data/pool.parquet")
     assert chunk["inputs"]["source"] == file_hash(out / "split/1.parquet")
     assert table_meta(out / "split/1.parquet")["inputs"] == {"data": file_hash(out / "prepare/pool.parquet")}
     model = read_json(fixed / "train/model/meta.json")

@@ -58,11 +58,14 @@ def test_an_open_pipeline_keeps_other_runs_out(repo):
     assert "Running stage 'a'" in sh("dvc repro", repo)
 
 
-def test_a_failing_stage_reports_what_it_printed(repo):
+def test_a_failing_stage_reports_what_it_printed_and_its_exit_status(repo):
     (repo / "in.txt").write_text(" ")
-    with Pipeline(repo) as p, pytest.raises(StageFailed, match="error in stage b: empty input"):
+    lines = []
+    with Pipeline(repo) as p, pytest.raises(StageFailed, match="error in stage b: empty input") as failed:
         for stage in p.stage_order():
-            p.repro(stage)
+            p.repro(stage, on_line=lines.append)
+    assert failed.value.exit_code == 1  # sys.exit("message") exits with 1
+    assert "error in stage b: empty input" in lines, "each line the stage printed reached the callback"
 
 
 def test_a_second_dvc_repro_fails_fast_and_the_first_completes(repo):

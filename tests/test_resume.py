@@ -58,16 +58,16 @@ LONG_TRAIN = {"train": LONG, "recovery": {"train_every": 3}}
 FIXED_INPUTS = ["base", "rounds/base", "rounds/fixed/data", "rounds/fixed/select"]
 STAGES = {  # stage command, the tiny run's outputs it reads, params, what it writes
     "train@fixed": (["tasks.train", "--round", "fixed"], FIXED_INPUTS, LONG_TRAIN, "out/rounds/fixed/train"),
-    "train@r1": (["tasks.train", "--round", "r1"], ["base", "rounds/base", "rounds/r0/train", "rounds/r1"],
+    "train@r2": (["tasks.train", "--round", "r2"], ["base", "rounds/base", "rounds/r1/train", "rounds/r2"],
                  {"train": {**LONG, "method": "lora"}, "recovery": {"train_every": 3}},
-                 "out/rounds/r1/train"),  # LoRA, as the tiny run's rounds: a round keeps its start's kind
+                 "out/rounds/r2/train"),  # LoRA, as the tiny run's rounds: a round keeps its start's kind
 }
 
 
 def inputs_of(tiny_run, tmp, stage):
     module, inputs, params, out = STAGES[stage]
     work = stage_dir(tiny_run, tmp, inputs, **params)
-    shutil.rmtree(work / out, ignore_errors=True)  # copied with out/rounds/r1: the output to make again
+    shutil.rmtree(work / out, ignore_errors=True)  # copied with out/rounds/r2: the output to make again
     return work, module, work / out
 
 

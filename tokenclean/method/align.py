@@ -8,10 +8,15 @@ padding ever reaches disk and left or right padding of a batch cannot shift anyt
 
 from __future__ import annotations
 
+import sys
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from tokenclean.columns import IGNORE
+
+if TYPE_CHECKING:
+    import torch
 
 
 def response_positions(labels: np.ndarray | torch.Tensor):
@@ -20,7 +25,10 @@ def response_positions(labels: np.ndarray | torch.Tensor):
     For a tensor, one index tensor per dimension (``rows, cols`` for a padded batch),
     in row-major order; for a 1-D array, the positions.
     """
-    if isinstance(labels, torch.Tensor):
+    # torch is only looked up, never imported here: the stages that work on numpy rows (select, the
+    # audit) then start without torch's ~1 s import
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(labels, torch.Tensor):
         return (labels != IGNORE).nonzero(as_tuple=True)
     return np.flatnonzero(np.asarray(labels) != IGNORE)
 

@@ -8,13 +8,17 @@ on that folder, so switching to a real model is one param (``model.base``).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from tokenclean.data.render import PLAIN_TEMPLATE, check_tokenizer
 from tokenclean.io import read_json
+
+if TYPE_CHECKING:
+    from transformers import LlamaForCausalLM
 
 SPECIALS = ["<|pad|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>"]
 # Chat template of the tiny tokenizer: role tag, content, end-of-turn token.
@@ -39,6 +43,8 @@ def train_tokenizer(texts, vocab_size: int) -> PreTrainedTokenizerFast:
 
 
 def tiny_llama(tokenizer, cfg) -> LlamaForCausalLM:
+    from transformers import LlamaConfig, LlamaForCausalLM  # here: model classes take ~1.5 s to import
+
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=cfg.hidden_size,
@@ -92,6 +98,8 @@ def load_tokenizer(base_dir: str | Path):
 def load_base(base_dir: str | Path, dtype: str = "auto", device: torch.device | None = None):
     device = device or default_device()
     name, revision = base_source(base_dir)
+    from transformers import AutoModelForCausalLM  # here: stages that only tokenise start ~1.5 s sooner
+
     model = AutoModelForCausalLM.from_pretrained(name, revision=revision, dtype=resolve_dtype(dtype, device))
     return model.to(device)
 
