@@ -38,10 +38,21 @@ def retry_unless_bad_input(task, task_run, state) -> bool:
     return True
 
 
+# What a stage command prints through tokenclean.stage's logging ("12:03:04 train@r1: ...") and its
+# bad-input message. Only these are forwarded: this process's own log lines reach the same stderr (Prefect's
+# console handler, "12:03:04.567 | INFO | ..."), and forwarding those would feed them back for ever.
+STAGE_LINE = re.compile(r"^(\d\d:\d\d:\d\d \S+: |error in stage )")
+
+
 @task(cache_policy=NO_CACHE, persist_result=False, retry_condition_fn=retry_unless_bad_input)
 def run_stage(pipeline: Pipeline, stage: str) -> bool:
     log = get_run_logger()  # the stage's own log lines become this task run's logs, in the UI
-    ran = pipeline.repro(stage, on_line=lambda line: log.info("%s", line))
+
+    def forward(line: str) -> None:
+        if STAGE_LINE.match(line):
+            log.info("%s", line)
+
+    ran = pipeline.repro(stage, on_line=forward)
     log.info("%s: %s", stage, "ran" if ran else "up to date, skipped")
     return ran
 

@@ -24,7 +24,8 @@ def sh(repo, *cmd):
 
 
 def commit(repo, message):
-    sh(repo, sys.executable, "-m", "dvc", "add", "out/base", "out/prepare", "out/score", "out/select")
+    sh(repo, sys.executable, "-m", "dvc", "add", "out/base", "out/rounds/fixed/data", "out/rounds/fixed/score",
+       "out/rounds/fixed/select")
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-q", "-m", message)
 

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 from tasks import score as score_stage
 from tasks import train as train_stage
-from tests.helpers import write_tiny_params
+from tests.helpers import ROOT, write_tiny_params
 from tokenclean import columns as C
 from tokenclean.config import parse_params
 from tokenclean.data.rows import load_rows
@@ -30,7 +30,7 @@ def run_dir(tiny_run, tmp_path):
 
 def stage_cli(stage: str, cwd, params_path) -> None:
     """``python -m tasks.<stage>``, which re-runs itself under accelerate launch on 2 processes."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}  # tasks/ is not installed
     done = subprocess.run([sys.executable, "-m", f"tasks.{stage}", "--params", str(params_path), "--round", "fixed"],
                           cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -6,6 +6,7 @@ tagged, pushed round, does nothing without new data, and rolls a failing round b
 """
 
 import json
+import re
 
 import pytest
 import yaml
@@ -59,6 +60,26 @@ def test_each_round_publishes_an_artifact_with_its_lock_hashes(flow_run):
     with get_client(sync_client=True) as client:
         arts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["round-fixed"])))
     assert arts and fixed["mask_md5"] in arts[0].data and "share kept" in arts[0].data
+
+
+def test_a_stage_s_own_log_lines_are_in_its_task_run_logs(flow_run):
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterLevel
+
+    wanted = "train@fixed: "  # tokenclean.stage's format: "HH:MM:SS train@fixed: ..."
+    with get_client(sync_client=True) as client:
+        for _ in range(20):  # logs reach the API in batches
+            found, offset = [], 0
+            while page := client.read_logs(log_filter=LogFilter(level=LogFilterLevel(ge_=0)), limit=200, offset=offset):
+                found += [x.message for x in page if wanted in x.message]
+                offset += len(page)
+            if found:
+                break
+            time.sleep(0.5)
+    assert any(re.match(r"\d\d:\d\d:\d\d train@fixed: ", x) for x in found), found  # the stage's own line
+    assert not any("| INFO" in x for x in found), "this process's console output is never fed back"
 
 
 @pytest.fixture(scope="module")
