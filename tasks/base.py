@@ -10,9 +10,11 @@ import torch
 
 from tokenclean.columns import IGNORE
 from tokenclean.config import FinetuneCfg, Params
+from tokenclean.data import sources
 from tokenclean.data.render import render_text
+from tokenclean.errors import DataError
 from tokenclean.io import atomic_path, file_hash, write_json
-from tokenclean.layout import BASE, BASE_ROUND, GENERATE, round_paths
+from tokenclean.layout import BASE, BASE_ROUND, GENERATE, MODELS, round_paths
 from tokenclean.model.modeling import load_tokenizer, tiny_llama, train_tokenizer
 from tokenclean.model.training import train
 from tokenclean.stage import log, stage_main
@@ -44,14 +46,31 @@ def run(params: Params) -> None:
                 "sha256": file_hash(BASE)}, pointer)
 
 
+def model_source(params: Params) -> dict:
+    """What out/base/source.json records: a local directory under models/ with its content hash (so
+    an edit to the weights changes every stage after base), or a hub id with the revision it
+    resolved to (the model is pinned: set model.revision to that commit to keep it)."""
+    name, revision = params.model.base, params.model.revision
+    if sources.is_path(name):
+        path = sources.local(name, str(MODELS), "model.base")
+        return {"name_or_path": str(path), "sha256": file_hash(path), "chat_template": params.model.chat_template}
+    resolved = sources.hub_model_revision(name, revision)
+    return {"name_or_path": name, "revision": revision, "resolved": resolved,
+            "chat_template": params.model.chat_template}
+
+
 def write_base(params: Params, out: Path, corpus) -> None:
     if params.model.base != "tiny":
+        source = model_source(params)
         with atomic_path(out) as tmp:
             tmp.mkdir()
-            write_json({"name_or_path": params.model.base, "revision": params.model.revision,
-                        "chat_template": params.model.chat_template}, tmp / "source.json")
-            load_tokenizer(tmp)  # a tokenizer that cannot render SFT data stops here, before any other stage
-        log.info("base model: %s", params.model.base)
+            write_json(source, tmp / "source.json")
+            try:  # a tokenizer that cannot load or render SFT data stops here, before any other stage
+                load_tokenizer(tmp)
+            except OSError as e:
+                raise DataError(f"cannot load the tokenizer of model.base '{params.model.base}': "
+                                f"{str(e).splitlines()[0]}") from None
+        log.info("base model: %s", source)
         return
     model, tok, stats = pretrain_tiny(params, Path(corpus))
     with atomic_path(out) as tmp:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from tokenclean import columns as C
 from tokenclean.config import Params
-from tokenclean.data.formats import DataError
-from tokenclean.data.prepare import provenance, split_sources, to_table
+from tokenclean.data.formats import check
+from tokenclean.data.prepare import drop, provenance, split_sources, to_table
 from tokenclean.data.synthetic import make_lexicon
+from tokenclean.errors import DataError
 from tokenclean.evaluation.lmeval_docs import translation_docs, write_docs
 from tokenclean.io import write_json, write_table
 from tokenclean.layout import BASE, PREPARE, prepared
@@ -17,10 +18,14 @@ from tokenclean.stage import log, stage_main
 def run(params: Params, base=BASE) -> None:
     """Write out/prepare/{warmup,pool,eval}.parquet and stats.json (and lm_eval/zorbish.jsonl for the default data)."""
     tok = load_tokenizer(base)
-    stats, meta = {}, provenance(params, base)
-    splits = split_sources(params)
+    meta = provenance(params, base)
+    splits, problems = split_sources(params)
+    tables, stats = {}, {}
     for name, samples in splits.items():
-        table, stats[name] = to_table(tok, samples, params.data.max_seq_len)
+        tables[name], stats[name], bad = to_table(tok, drop(samples, problems), params.data.max_seq_len)
+        problems += bad
+    skipped = check(problems, params.data.on_error, f"data.source '{params.data.source}'")
+    for name, table in tables.items():
         if table.num_rows == 0:
             raise DataError(f"split '{name}' has no sample with a response token after truncation; "
                             "raise data.max_seq_len")
@@ -30,6 +35,9 @@ def run(params: Params, base=BASE) -> None:
         if stats[name]["truncated"]:
             log.warning("%s: %d samples were longer than data.max_seq_len=%d and were truncated (kept; counted in "
                         "stats.json)", name, stats[name]["truncated"], params.data.max_seq_len)
+    if params.data.on_error == "skip":
+        stats["skipped"] = skipped or {"skipped": 0, "skipped_records": []}
+        log.warning("skipped %d bad record(s) (data.on_error: skip); listed in stats.json", stats["skipped"]["skipped"])
     write_json(stats, PREPARE / "stats.json")
     if params.data.source == "synthetic":  # the default data's own lm-eval tasks (lm_eval_tasks/zorbish_*.yaml)
         targets = make_lexicon(params.synthetic.lexicon, params.synthetic.seed).target

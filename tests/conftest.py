@@ -4,6 +4,8 @@ repository (both session-scoped: built once, copied by the tests that change the
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +14,9 @@ os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):  # workers share the cores: no oversubscribed math threads
+    workers = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
 
 from tests.helpers import make_repo, run_stages, sh, tiny_raw  # noqa: E402
 
@@ -23,10 +28,28 @@ def tiny_params():
     return parse_params(tiny_raw())
 
 
+def built_once(tmp_path_factory, name: str, build) -> Path:
+    """``build(path)`` once per test session, shared by every pytest-xdist worker (``./run test``
+    runs two): the first worker to ask builds it under a file lock, the others wait and reuse it."""
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the session's folder, above each worker's own
+    path, done = root / name, root / f"{name}.done"
+    with FileLock(str(root / f"{name}.lock")):
+        if not done.exists():
+            shutil.rmtree(path, ignore_errors=True)
+            path.mkdir(parents=True)
+            build(path)
+            done.touch()
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, tiny_params):
     """One tiny run of every stage's run(), in process, shared by the session's tests (read only)."""
-    return run_stages(tmp_path_factory.mktemp("tiny_run"), tiny_params)
+    return built_once(tmp_path_factory, "tiny_run", lambda path: run_stages(path, tiny_params))
 
 
 @pytest.fixture(scope="session")
@@ -40,10 +63,15 @@ def tiny_tokenizer(tiny_run):
 def reproduced_repo(tmp_path_factory):
     """A git + DVC repository of the project on the tiny config after one whole `dvc repro`, committed.
     Read only: a test that changes a repository copies it (:func:`tests.helpers.copy_repo`)."""
-    repo = make_repo(tmp_path_factory.mktemp("reproduced") / "repo")
-    (repo.parent / "repro.log").write_text(sh("dvc repro", repo))  # what the first repro ran, for the tests
-    sh("git add -A && git commit -qm repro", repo)
-    return repo
+    def build(path):
+        repo = make_repo(path / "repo")
+        # one DVC cache for this repository and every copy of it (copy_repo): a stage that two tests run on
+        # the same inputs (the retrain flow's and the schedule's new round) is run once, then restored
+        sh(f"dvc cache dir --local {path / 'dvc-cache'}", repo)
+        (path / "repro.log").write_text(sh("dvc repro", repo))  # what the first repro ran, for the tests
+        sh("git add -A && git commit -qm repro", repo)
+
+    return built_once(tmp_path_factory, "reproduced", build) / "repo"
 
 
 @pytest.fixture(scope="session")
@@ -55,3 +83,13 @@ def prefect_harness():
         yield
 
 
+
+
+# The two longest files first, one per test worker: one builds the reproduced repository while the other
+# runs its own flow, and the short files fill in after them (xdist --dist loadfile hands out files in order).
+LONGEST_FIRST = ("test_dvc_pipeline.py", "test_flows.py", "test_serve.py")
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: LONGEST_FIRST.index(item.path.name) if item.path.name in LONGEST_FIRST
+               else len(LONGEST_FIRST))

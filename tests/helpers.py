@@ -34,7 +34,7 @@ TINY = {
     },
     "flows": {"retries": 0, "retry_delay_s": 0},
 }
-COPY = ["tokenclean", "tasks", "flows", "data", "lm_eval_tasks", "dvc.yaml", ".gitignore", ".dvcignore"]
+COPY = ["tokenclean", "tasks", "flows", "data", "models", "lm_eval_tasks", "dvc.yaml", ".gitignore", ".dvcignore"]
 GIT_ID = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
 
 
@@ -120,3 +120,16 @@ def ran(output: str) -> set[str]:
 
 def commit_all(repo: Path, message: str) -> None:
     sh(f"git add -A && git commit -qm '{message}'", repo)
+
+
+def samples_of(path: Path, **data) -> list[dict]:
+    """The samples of one SFT file as ``prepare`` reads them (``data``: keys of the data section);
+    bad records raise the stage's DataError."""
+    from tokenclean.config import DataCfg
+    from tokenclean.data.formats import check, normalise, read_records
+
+    cfg = DataCfg(**data)
+    raws, problems = read_records(Path(path), cfg.field)
+    samples, bad = normalise(raws, cfg)
+    check(problems + bad, cfg.on_error, str(path))
+    return samples

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import stage_cmd, write_tiny_params
+from tests.helpers import samples_of, stage_cmd, write_tiny_params
 from tokenclean.config import ParamsError, load_params
-from tokenclean.data.formats import DataError, load_source, normalise
+from tokenclean.data.formats import read_records
+from tokenclean.errors import DataError
 
 GOOD = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
 
@@ -18,7 +19,7 @@ GOOD = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "c
 def load(tmp_path, lines: list[str], name="d.jsonl"):
     path = tmp_path / name
     path.write_text("\n".join(lines))
-    return normalise(load_source(str(path))["pool"], "auto")
+    return samples_of(path)
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -31,7 +32,8 @@ def load(tmp_path, lines: list[str], name="d.jsonl"):
      r"d.jsonl:2: the conversation must end with an assistant turn"),
     (json.dumps({"messages": [{"role": "bot", "content": "x"}, {"role": "assistant", "content": "y"}]}),
      r"d.jsonl:2: messages\[0\].role is 'bot'"),
-    (json.dumps({"text": "x"}), r"d.jsonl:2: no 'messages', 'prompt'/'completion' or 'instruction'/'output' field"),
+    (json.dumps({"text": "x"}), r"d.jsonl:2: no 'messages', 'conversations', 'prompt'/'completion' or "
+     r"'instruction'/'output' field \(fields found: \['text'\]\)"),
 ])
 def test_bad_records_name_file_line_and_field(tmp_path, bad, message):
     with pytest.raises(DataError, match=message):
@@ -44,7 +46,7 @@ def test_empty_and_non_utf8_files(tmp_path):
     path = tmp_path / "b.jsonl"
     path.write_bytes(b'{"prompt": "\xff"}')
     with pytest.raises(DataError, match="not UTF-8"):
-        load_source(str(path))
+        read_records(path)
 
 
 def test_misspelt_params_key_suggests_the_right_one(tmp_path):
@@ -61,11 +63,12 @@ def test_prepare_stage_fails_cleanly_and_writes_nothing(tmp_path, tiny_run):
     """The CLI exits non-zero with the message, and out/prepare is never created."""
     (tmp_path / "out").mkdir()
     shutil.copytree(tiny_run / "out" / "base", tmp_path / "out" / "base")
-    (tmp_path / "bad.jsonl").write_text(json.dumps(GOOD) + "\n{oops\n")
-    write_tiny_params(tmp_path / "params.yaml", data={"source": "bad.jsonl", "warmup": 1, "eval": 1})
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data/bad.jsonl").write_text(json.dumps(GOOD) + "\n{oops\n")
+    write_tiny_params(tmp_path / "params.yaml", data={"source": "data/bad.jsonl", "warmup": 1, "eval": 1})
     proc = stage_cmd(tmp_path, "prepare")
     assert proc.returncode == 2
-    assert "bad.jsonl:2: malformed JSON line" in proc.stderr
+    assert "data/bad.jsonl:2: malformed JSON line" in proc.stderr
     assert not (tmp_path / "out" / "prepare").exists()
 
 
@@ -73,7 +76,7 @@ def hub_base(tmp_path, tiny_run, edit) -> Path:
     """A copy of the tiny base as a local 'hub' model dir, its tokenizer changed by ``edit``."""
     from tokenclean.model.modeling import load_tokenizer
 
-    model_dir = tmp_path / "hub_model"
+    model_dir = tmp_path / "models" / "hub_model"  # under models/: the base stage's tracked folder
     shutil.copytree(tiny_run / "out" / "base", model_dir)
     tok = load_tokenizer(model_dir)
     edit(tok)
@@ -89,8 +92,8 @@ def hub_base(tmp_path, tiny_run, edit) -> Path:
     (lambda t: setattr(t, "eos_token", None), "has no end-of-sequence token, so a response could never end"),
 ])
 def test_tokenizer_without_template_or_eos_stops_the_base_stage(tmp_path, tiny_run, edit, message):
-    model_dir = hub_base(tmp_path, tiny_run, edit)
-    write_tiny_params(tmp_path / "params.yaml", model={"base": str(model_dir)})
+    hub_base(tmp_path, tiny_run, edit)
+    write_tiny_params(tmp_path / "params.yaml", model={"base": "models/hub_model"})
     proc = stage_cmd(tmp_path, "base")
     assert proc.returncode == 2 and re.search(message, proc.stderr), proc.stderr[-2000:]
     assert not (tmp_path / "out" / "base").exists()
@@ -100,17 +103,17 @@ def test_plain_chat_template_is_an_explicit_choice(tmp_path, tiny_run):
     from tokenclean.data.render import PLAIN_TEMPLATE
     from tokenclean.model.modeling import load_tokenizer
 
-    model_dir = hub_base(tmp_path, tiny_run, lambda t: setattr(t, "chat_template", None))
-    write_tiny_params(tmp_path / "params.yaml", model={"base": str(model_dir), "chat_template": "plain"})
+    hub_base(tmp_path, tiny_run, lambda t: setattr(t, "chat_template", None))
+    write_tiny_params(tmp_path / "params.yaml", model={"base": "models/hub_model", "chat_template": "plain"})
     assert stage_cmd(tmp_path, "base").returncode == 0
     assert load_tokenizer(tmp_path / "out" / "base").chat_template == PLAIN_TEMPLATE
 
 
 def test_tokenizer_larger_than_the_model_vocabulary_is_refused(tmp_path, tiny_run):
-    model_dir = hub_base(tmp_path, tiny_run, lambda t: t.add_tokens([f"<extra{i}>" for i in range(50)]))
+    hub_base(tmp_path, tiny_run, lambda t: t.add_tokens([f"<extra{i}>" for i in range(50)]))
     for part in ("data", "score", "select"):
         shutil.copytree(tiny_run / "out/rounds/warmup" / part, tmp_path / "out/rounds/warmup" / part)
-    write_tiny_params(tmp_path / "params.yaml", model={"base": str(model_dir)})
+    write_tiny_params(tmp_path / "params.yaml", model={"base": "models/hub_model"})
     assert stage_cmd(tmp_path, "base").returncode == 0
     proc = stage_cmd(tmp_path, "train", "--round", "warmup")
     assert proc.returncode == 2, proc.stderr[-2000:]
@@ -151,10 +154,12 @@ def test_data_prop_outside_zero_one_is_refused_at_load(tmp_path, section, value)
 
 def test_long_samples_are_truncated_and_counted_never_dropped(tmp_path, tiny_run):
     long = {"messages": [{"role": "user", "content": "say it"}, {"role": "assistant", "content": "answer " * 200}]}
-    (tmp_path / "d.jsonl").write_text(
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data/d.jsonl").write_text(
         "\n".join(json.dumps(x) for x in [GOOD, long, GOOD | {"id": "g2"}, long | {"id": "l2"}]))
     shutil.copytree(tiny_run / "out" / "base", tmp_path / "out" / "base")
-    write_tiny_params(tmp_path / "params.yaml", data={"source": "d.jsonl", "warmup": 1, "eval": 1, "max_seq_len": 64})
+    write_tiny_params(tmp_path / "params.yaml",
+                      data={"source": "data/d.jsonl", "warmup": 1, "eval": 1, "max_seq_len": 64})
     proc = stage_cmd(tmp_path, "prepare")
     assert proc.returncode == 0, proc.stderr[-2000:]
     stats = json.loads((tmp_path / "out" / "prepare" / "stats.json").read_text())
@@ -163,10 +168,10 @@ def test_long_samples_are_truncated_and_counted_never_dropped(tmp_path, tiny_run
     assert "were longer than data.max_seq_len=64 and were truncated" in proc.stderr
 
 
-def test_duplicate_sample_ids_are_refused_naming_the_id(tmp_path, tiny_tokenizer):
-    from tasks.prepare import to_table
+def test_duplicate_sample_ids_are_refused_naming_the_id(tmp_path):
+    from tokenclean.data.formats import duplicates
 
     samples = load(tmp_path, [json.dumps(GOOD | {"id": "a"}), json.dumps(GOOD | {"id": "b"}),
                               json.dumps(GOOD | {"id": "a"})])
-    with pytest.raises(DataError, match=r"d.jsonl:3: duplicate sample id 'a'"):
-        to_table(tiny_tokenizer, samples, 64)
+    (problem,) = duplicates(samples)
+    assert re.search(r"d\.jsonl:3 \(id a\): duplicate sample id 'a' \(first at .*d\.jsonl:1\)", str(problem))

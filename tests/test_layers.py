@@ -42,6 +42,20 @@ def test_stage_deps_are_exactly_the_code_its_command_imports(name):
         f"dvc.yaml stage '{name}': deps should list exactly {code_deps(task)} (python -m tests.layers prints them)")
 
 
+def _paths(entries) -> set[str]:
+    return {e if isinstance(e, str) else next(iter(e)) for e in entries or []}
+
+
+@pytest.mark.parametrize("name", list(stages()))
+def test_the_layout_knows_every_output_of_a_stage(name):
+    """What a stage restores on failure (tokenclean.stage.all_or_nothing) is what DVC tracks."""
+    from tokenclean.layout import stage_outputs
+
+    stage = stages()[name]
+    declared = {p.replace("${key}", "r9") for key in ("outs", "metrics", "plots") for p in _paths(stage.get(key))}
+    assert {str(p) for p in stage_outputs(name, "r9")} == declared
+
+
 def test_a_stage_runs_the_module_named_after_it():
     for name, stage in stages().items():
         assert stage["module"] == f"tasks.{name}", name

@@ -9,15 +9,15 @@ from tokenclean.model.modeling import load_base, load_tokenizer
 def test_local_model_directory_as_base(tmp_path, tiny_run, tiny_params, monkeypatch):
     # a model directory written by save_pretrained, as a user would point model.base at
     src = load_base(tiny_run / "out" / "base")
-    src.save_pretrained(tmp_path / "my-model")
-    load_tokenizer(tiny_run / "out" / "base").save_pretrained(tmp_path / "my-model")
+    src.save_pretrained(tmp_path / "models/my-model")  # under models/, the base stage's tracked folder
+    load_tokenizer(tiny_run / "out" / "base").save_pretrained(tmp_path / "models/my-model")
 
     params = tiny_params.model_copy(
-        update={"model": tiny_params.model.model_copy(update={"base": str(tmp_path / "my-model")})})
+        update={"model": tiny_params.model.model_copy(update={"base": "models/my-model"})})
     monkeypatch.chdir(tmp_path)
     base_stage.run(params)
     base = tmp_path / "out" / "base"
-    assert read_json(base / "source.json")["name_or_path"] == str(tmp_path / "my-model")
+    assert read_json(base / "source.json")["name_or_path"] == "models/my-model"
     assert read_json(tmp_path / "out/rounds/base/train/model.json")["sha256"] == file_hash(base)
     model, tok = load_base(base), load_tokenizer(base)
     assert len(tok) == model.get_input_embeddings().num_embeddings

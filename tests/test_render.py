@@ -7,8 +7,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from tests.helpers import samples_of
 from tokenclean.columns import IGNORE
-from tokenclean.data.formats import load_source, normalise
 from tokenclean.data.render import PLAIN_TEMPLATE, render
 
 CHAT = {"messages": [
@@ -59,9 +59,9 @@ def test_every_format_labels_exactly_the_assistant_turns(tmp_path, tokenizer, su
     if suffix == ".parquet":  # one file per format: a Parquet file has one schema
         for i, rec in enumerate(RECORDS):
             pq.write_table(pa.Table.from_pylist([rec]), tmp_path / f"d{i}.parquet")
-            samples += normalise(load_source(str(tmp_path / f"d{i}.parquet"))["pool"], "auto")
+            samples += samples_of(tmp_path / f"d{i}.parquet")
     else:
-        samples = normalise(load_source(str(path))["pool"], "auto")
+        samples = samples_of(path)
     assert len(samples) == len(RECORDS)
     eot = tokenizer.eos_token
     for s in samples:

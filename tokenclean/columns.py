@@ -21,3 +21,10 @@ IGNORE = -100  # label of a position that is never learned (PyTorch's cross-entr
 # Ground-truth kinds of response tokens in the synthetic data.
 KIND_NAMES = {0: "answer", 1: "boilerplate", 2: "noise"}
 ANSWER_KIND, BOILERPLATE_KIND, NOISE_KIND = 0, 1, 2
+
+# Fields of the SFT record formats (tokenclean.data.formats); data.columns maps a user's field names onto them.
+RECORD_FIELDS = {"messages": ("messages",), "sharegpt": ("conversations",),
+                 "prompt_completion": ("prompt", "completion"), "alpaca": ("instruction", "input", "output")}
+MESSAGE_FIELDS = ("role", "content", "from", "value")
+MAPPABLE = (*(f for fields in RECORD_FIELDS.values() for f in fields), "id", "meta", *MESSAGE_FIELDS)
+ROLES = ("system", "user", "assistant")

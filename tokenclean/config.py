@@ -22,6 +22,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
+from tokenclean.columns import MAPPABLE, ROLES
 from tokenclean.layout import BASE_ROUND as BASE
 from tokenclean.layout import chunk, prepared
 
@@ -39,13 +40,34 @@ class ModelCfg(Strict):
 
 
 class DataCfg(Strict):
-    source: str = "synthetic"  # 'synthetic', a local file or directory, or a hub dataset name
+    """Where the SFT data comes from and how its records read (docs/data.md)."""
+
+    source: str = "synthetic"  # 'synthetic', a file or directory under data/, or a hub dataset name
     split: str = "train"  # split of a hub dataset
-    format: Literal["auto", "messages", "prompt_completion", "alpaca"] = "auto"
+    revision: str | None = None  # hub dataset revision (a commit) to pin it
+    format: Literal["auto", "messages", "sharegpt", "prompt_completion", "alpaca"] = "auto"
+    # your field names for a format's fields, e.g. {prompt: question, completion: answer} or {output: response};
+    # also id, meta, and a message's role/content (messages) or from/value (sharegpt)
+    columns: dict[str, str] = {}
+    # sharegpt: each 'from' value's role
+    roles: dict[str, str] = {"human": "user", "gpt": "assistant", "system": "system"}
+    field: str | None = None  # a .json file whose top level is an object: the key holding the records
+    on_error: Literal["stop", "skip"] = "stop"  # skip: leave bad records out, counted and listed in stats.json
     max_seq_len: int = Field(2048, ge=8)  # longer samples are truncated (and counted)
     warmup: int | float | str = 0.1  # samples (int), fraction (float) or a file; ignored if the source has one
     eval: int | float | str = 0.05  # same, for the held-out evaluation split
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _known_fields(self):
+        unknown = sorted(set(self.columns) - set(MAPPABLE))
+        if unknown:
+            raise ValueError(f"data.columns maps unknown field(s) {unknown}: its keys are the format's fields "
+                             f"{list(MAPPABLE)}, its values your file's field names")
+        bad = sorted(r for r in self.roles.values() if r not in ROLES)
+        if bad:
+            raise ValueError(f"data.roles maps onto {bad}; map onto system, user or assistant")
+        return self
 
 
 class SyntheticCfg(Strict):
@@ -138,6 +160,12 @@ class EvaluateCfg(Strict):
 
 class SplitCfg(Strict):
     chunks: int = Field(5, ge=1)  # the split stage cuts the prepared pool into this many chunks, in pool order
+
+
+class ExportCfg(Strict):
+    """The export stage: each round's cleaned data as a dataset any trainer takes (docs/export.md)."""
+
+    jsonl: bool = False  # also write out/export/<round>.jsonl beside the Parquet file
 
 
 def _partial(model: type[BaseModel]) -> type[BaseModel]:
@@ -262,6 +290,7 @@ class Params(Strict):
     train: FinetuneCfg = FinetuneCfg()
     evaluate: EvaluateCfg = EvaluateCfg()
     compute: ComputeCfg = ComputeCfg()
+    export: ExportCfg = ExportCfg()
     rounds: dict[str, RoundCfg] = default_rounds()
     flows: FlowsCfg = FlowsCfg()
     retrain: RetrainCfg = RetrainCfg()

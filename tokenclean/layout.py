@@ -12,6 +12,7 @@ command line ask here, and no other code spells an output path.
     out/rounds/<round>/train/model/                  the round's model
     out/rounds/<round>/evaluate/                     metrics.json, examples.json, lm_eval.json
     out/summary/rounds.{json,csv,md}                 one row per round
+    out/export/<round>.{parquet,jsonl}               each round's cleaned data, for any trainer
     reports/tokens.{html,json}                       the token audit
 
 Paths are relative to the repository root. The audit reads them through a *files* object, so the
@@ -32,6 +33,8 @@ import yaml
 
 from tokenclean.io import read_table
 
+DATA = Path("data")  # the user's SFT files (or links to them): a dependency of prepare
+MODELS = Path("models")  # local base models (or links to them): a dependency of base
 OUT = Path("out")
 GENERATE = OUT / "generate"
 BASE = OUT / "base"  # also the tokenizer of every round
@@ -39,6 +42,7 @@ PREPARE = OUT / "prepare"
 SPLIT = OUT / "split"
 ROUNDS = OUT / "rounds"
 SUMMARY = OUT / "summary"
+EXPORT = OUT / "export"
 REPORTS = Path("reports")
 BASE_ROUND = "base"  # the name rounds use for the base model as reference or start
 FIXED = "fixed"  # the fixed-model round
@@ -175,3 +179,22 @@ def default_round(names: list[str]) -> str:
         raise FileNotFoundError(f"no round found: no {ROUNDS}/<round>/select/keep.parquet exists; "
                                 "run the pipeline first (dvc repro)")
     return FIXED if FIXED in names else names[-1]
+
+
+def exported(name: str, fmt: str = "parquet") -> Path:
+    """``out/export/<round>.<fmt>``: a round's cleaned data as a trainer takes it."""
+    return EXPORT / f"{name}.{fmt}"
+
+
+def stage_outputs(stage: str, name: str | None = None) -> list[Path]:
+    """Every path stage ``stage`` (of round ``name``) writes: its outs, metrics and plots in dvc.yaml
+    (a test holds the two equal). A stage changes them together or not at all (:mod:`tokenclean.stage`)."""
+    r = round_paths(name or BASE_ROUND)
+    return {
+        "generate": [GENERATE], "base": [BASE, round_paths(BASE_ROUND).train], "prepare": [PREPARE], "split": [SPLIT],
+        "data": [r.data.parent], "score": [r.scores.parent],
+        "select": [r.keep, r.select / "summary.json", r.select / "metrics.json"], "train": [r.train],
+        "evaluate": [r.evaluate / "examples.json", r.evaluate / "lm_eval.json", r.metrics],
+        "summary": [SUMMARY / "rounds.json", SUMMARY / "rounds.md", SUMMARY / "rounds.csv"],
+        "report": [REPORTS / "tokens.html", REPORTS / "tokens.json"], "export": [EXPORT],
+    }[stage]

@@ -12,9 +12,9 @@ import os
 import sys
 
 from tokenclean import __version__
-from tokenclean.cli import audit, compare
+from tokenclean.cli import audit, compare, export
 
-COMMANDS = (audit, compare)
+COMMANDS = (audit, compare, export)
 EXAMPLES = """\
 examples:
   tokenclean audit show --round fixed --sample 11 --scores   one sample's kept and dropped tokens
@@ -22,6 +22,7 @@ examples:
   tokenclean audit diff fixed r4                             two rounds over their shared samples
   tokenclean audit show --rev HEAD~1                         the run at an earlier commit, through DVC
   tokenclean compare                                         methods by tasks from DVC experiments
+  tokenclean export --round fixed --format jsonl             a round's cleaned data for any trainer
 """
 
 

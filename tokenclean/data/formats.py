@@ -1,139 +1,233 @@
 """Reading SFT records from local files or the hub and normalising them to chat messages.
 
-Accepted shapes (``data.format: auto`` detects them per record):
+Built-in formats (``data.format: auto`` detects them per record, in this order):
 - ``messages``: ``[{"role": "system"|"user"|"assistant", "content": str}, ...]``
-- ``prompt`` / ``completion``
-- Alpaca: ``instruction`` / optional ``input`` / ``output``
-An optional ``id`` becomes the sample id and an optional ``meta`` is carried along.
+- ``sharegpt``: ``conversations`` of ``{"from": "human"|"gpt"|"system", "value": str}``
+  (``data.roles`` maps ``from`` values onto roles)
+- ``prompt_completion``: ``prompt`` / ``completion``
+- ``alpaca``: ``instruction`` / optional ``input`` / ``output``
+``data.columns`` renames the user's fields onto these (``{prompt: question, completion: answer}``).
+An optional ``id`` becomes the sample id and an optional ``meta`` object is carried along.
+
+Every problem is collected, not raised: a :class:`Problem` names the record (``file:line`` for
+JSON Lines, ``file record N`` otherwise; both count from 1) and the reason, so one run reports
+every bad record (:func:`check`), or skips them with ``data.on_error: skip``.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from tokenclean.errors import DataError  # noqa: F401 - callers import it from here too
+from tokenclean.columns import RECORD_FIELDS as FIELDS
+from tokenclean.columns import ROLES
+from tokenclean.errors import DataError
+from tokenclean.layout import natural_key
 
-ROLES = {"system", "user", "assistant"}
 SUFFIXES = (".jsonl", ".json", ".parquet")
+SHOWN = 20  # problems spelt out in one report; the rest are counted
 
 
-def _where(path, i: int) -> str:
-    return f"{path}:{i + 1}" if str(path).endswith(".jsonl") else f"{path} record {i}"
+@dataclass(frozen=True)
+class Raw:
+    """One record as read, and where it came from."""
+
+    value: object
+    where: str
+    number: int  # 1-based record number in its file
+    origin: str
 
 
-def read_records(path: Path) -> list[dict]:
-    """Records of one local JSON, JSONL or Parquet file."""
-    if path.suffix == ".parquet":
-        return pq.read_table(path).to_pylist()
+@dataclass(frozen=True)
+class Problem:
+    where: str
+    reason: str
+    id: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.where}{f' (id {self.id})' if self.id else ''}: {self.reason}"
+
+
+def check(problems: list[Problem], on_error: str, what: str) -> dict:
+    """Stop with every problem listed (``on_error: stop``), or return what skipping them counts."""
+    if not problems:
+        return {}
+    problems = sorted(problems, key=lambda p: natural_key(p.where))  # in file order, whatever found them
+    if on_error == "stop":
+        shown = "\n  ".join(str(p) for p in problems[:SHOWN])
+        more = f"\n  ... and {len(problems) - SHOWN} more" if len(problems) > SHOWN else ""
+        raise DataError(f"{len(problems)} bad record(s) in {what}:\n  {shown}{more}\nfix them, or set "
+                        "data.on_error: skip to leave them out (counted in the stage's stats)")
+    return {"skipped": len(problems), "skipped_records": [p.id or p.where for p in problems]}
+
+
+# ---- files ------------------------------------------------------------------------------------
+
+
+def _decode(path: Path) -> str:
+    data = path.read_bytes()
     try:
-        text = path.read_text(encoding="utf-8")
+        return data.decode("utf-8-sig")  # a byte-order mark is valid UTF-8 and is dropped
     except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text (byte {e.start}); re-encode the file as UTF-8") from None
+        line = data.count(b"\n", 0, e.start) + 1
+        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise DataError(f"{path}:{line}:{col}: not UTF-8 (byte 0x{data[e.start]:02x}); re-encode the file as "
+                        "UTF-8") from None
+
+
+def _json_records(path: Path, text: str, field: str | None) -> list:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        hint = ("; it looks like JSON Lines (one object per line): rename it to .jsonl"
+                if e.msg == "Extra data" and text.lstrip().startswith("{") else "")
+        raise DataError(f"{path}:{e.lineno}:{e.colno}: malformed JSON ({e.msg}){hint}") from None
+    if isinstance(data, dict):
+        if field is None:
+            raise DataError(f"{path}: the top level is an object with keys {sorted(data)}, not a list of records; "
+                            "set data.field to the key that holds the records")
+        if not isinstance(data.get(field), list):
+            raise DataError(f"{path}: data.field is '{field}', but the top-level keys holding lists are "
+                            f"{sorted(k for k, v in data.items() if isinstance(v, list))}")
+        data = data[field]
+    if not isinstance(data, list):
+        raise DataError(f"{path}: the top level is a {type(data).__name__}; expected a list of records")
+    return data
+
+
+def read_records(path: Path, field: str | None = None) -> tuple[list[Raw], list[Problem]]:
+    """Records of one local JSON, JSONL or Parquet file, and the lines that are not JSON."""
+    if path.suffix == ".parquet":
+        rows = pq.read_table(path).to_pylist()
+        return [Raw(r, f"{path} record {i}", i, str(path)) for i, r in enumerate(rows, 1)], []
+    text = _decode(path)
     if not text.strip():
         raise DataError(f"{path}: empty file; point data.source at a file with records")
     if path.suffix == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{e.lineno}: malformed JSON ({e.msg})") from None
-        return data if isinstance(data, list) else [data]
-    records = []
-    for i, line in enumerate(text.splitlines()):
+        rows = _json_records(path, text, field)
+        return [Raw(r, f"{path} record {i}", i, str(path)) for i, r in enumerate(rows, 1)], []
+    raws, problems = [], []
+    for i, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            raws.append(Raw(json.loads(line), f"{path}:{i}", i, str(path)))
         except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{i + 1}: malformed JSON line ({e.msg}); fix or remove that line") from None
-    return records
+            problems.append(Problem(f"{path}:{i}", f"malformed JSON line ({e.msg} at column {e.colno})"))
+    return raws, problems
 
 
-def _text(rec: dict, field: str, where: str, optional: bool = False) -> str:
+# ---- records -> messages ----------------------------------------------------------------------
+
+
+def _rename(obj: dict, columns: dict[str, str]) -> dict:
+    """The record with the user's field names replaced by the format's (``columns``: ours -> theirs)."""
+    theirs = {v: k for k, v in columns.items()}
+    return {theirs.get(k, k): v for k, v in obj.items()} if theirs else obj
+
+
+def _text(rec: dict, field: str, optional: bool = False) -> str:
     value = rec.get(field)
     if value is None and optional:
         return ""
     if value is None:
-        raise DataError(f"{where}: missing field '{field}'")
+        raise DataError(f"missing field '{field}' (fields found: {sorted(rec)})")
     if not isinstance(value, str):
-        raise DataError(f"{where}: field '{field}' must be a string, got {type(value).__name__}")
+        raise DataError(f"field '{field}' must be a string, got {type(value).__name__}")
     return value
 
 
-def detect_format(rec: dict, where: str) -> str:
-    for fmt, key in (("messages", "messages"), ("prompt_completion", "prompt"), ("alpaca", "instruction")):
-        if rec.get(key) is not None:
+def detect_format(rec: dict) -> str:
+    for fmt, fields in FIELDS.items():
+        if rec.get(fields[0]) is not None:
             return fmt
-    raise DataError(f"{where}: no 'messages', 'prompt'/'completion' or 'instruction'/'output' field")
+    raise DataError(f"no 'messages', 'conversations', 'prompt'/'completion' or 'instruction'/'output' field "
+                    f"(fields found: {sorted(rec)}); map yours with data.columns")
 
 
-def _check_messages(msgs, where: str) -> list[dict]:
+def _check_messages(msgs, field: str, columns: dict[str, str], roles: dict[str, str] | None = None) -> list[dict]:
     if not isinstance(msgs, list) or not msgs:
-        raise DataError(f"{where}: field 'messages' must be a non-empty list")
+        raise DataError(f"field '{field}' must be a non-empty list")
+    role_key, content_key = ("from", "value") if roles is not None else ("role", "content")
     out = []
     for j, m in enumerate(msgs):
         if not isinstance(m, dict):
-            raise DataError(f"{where}: messages[{j}] must be an object with 'role' and 'content'")
-        role, content = _text(m, "role", f"{where} messages[{j}]"), _text(m, "content", f"{where} messages[{j}]")
+            raise DataError(f"{field}[{j}] must be an object with '{role_key}' and '{content_key}'")
+        m = _rename(m, columns)
+        try:
+            role, content = _text(m, role_key), _text(m, content_key)
+        except DataError as err:
+            raise DataError(f"{field}[{j}]: {err}") from None
+        if roles is not None:
+            if role not in roles:
+                raise DataError(f"{field}[{j}].{role_key} is '{role}'; map it onto a role in data.roles "
+                                f"(mapped now: {sorted(roles)})")
+            role = roles[role]
         if role not in ROLES:
-            raise DataError(f"{where}: messages[{j}].role is '{role}'; use one of {sorted(ROLES)}")
+            raise DataError(f"{field}[{j}].{role_key} is '{role}'; use one of {sorted(ROLES)}")
         if role == "assistant" and not content.strip():
-            raise DataError(f"{where}: messages[{j}] is an empty assistant turn; remove the sample or fill it")
+            raise DataError(f"{field}[{j}] is an empty assistant turn; remove the sample or fill it")
         out.append({"role": role, "content": content})
     if out[-1]["role"] != "assistant":
-        raise DataError(f"{where}: the conversation must end with an assistant turn")
+        raise DataError("the conversation must end with an assistant turn")
     return out
 
 
-def to_messages(rec: dict, fmt: str, where: str) -> list[dict]:
-    if not isinstance(rec, dict):
-        raise DataError(f"{where}: expected a JSON object, got {type(rec).__name__}")
-    fmt = detect_format(rec, where) if fmt == "auto" else fmt
+def to_messages(rec: dict, fmt: str, columns: dict[str, str], roles: dict[str, str]) -> list[dict]:
+    """Chat messages of one record (already renamed by ``columns``); DataError says what is wrong."""
+    fmt = detect_format(rec) if fmt == "auto" else fmt
     if fmt == "messages":
-        return _check_messages(rec.get("messages"), where)
+        return _check_messages(rec.get("messages"), "messages", columns)
+    if fmt == "sharegpt":
+        return _check_messages(rec.get("conversations"), "conversations", columns, roles)
     if fmt == "prompt_completion":
-        msgs = [{"role": "user", "content": _text(rec, "prompt", where)},
-                {"role": "assistant", "content": _text(rec, "completion", where)}]
+        msgs = [{"role": "user", "content": _text(rec, "prompt")},
+                {"role": "assistant", "content": _text(rec, "completion")}]
     else:
-        instruction, extra = _text(rec, "instruction", where), _text(rec, "input", where, optional=True)
+        instruction, extra = _text(rec, "instruction"), _text(rec, "input", optional=True)
         msgs = [{"role": "user", "content": f"{instruction}\n\n{extra}" if extra.strip() else instruction},
-                {"role": "assistant", "content": _text(rec, "output", where)}]
-    return _check_messages(msgs, where)
+                {"role": "assistant", "content": _text(rec, "output")}]
+    return _check_messages(msgs, "messages", {})
 
 
-def normalise(records: list[tuple], fmt: str) -> list[dict]:
-    """``(record, origin, index)`` triples to ``{"id", "messages", "meta", "where"}``."""
-    out = []
-    for rec, origin, i in records:
-        where = _where(origin, i)
-        msgs = to_messages(rec, fmt, where)
-        idx = rec.get("id", f"{Path(str(origin)).stem}-{i:06d}")
-        out.append({"id": str(idx), "messages": msgs, "meta": rec.get("meta") or {}, "where": where})
-    return out
+def _sample(raw: Raw, data) -> dict:
+    if not isinstance(raw.value, dict):
+        raise DataError(f"expected a JSON object, got {type(raw.value).__name__}")
+    rec = _rename(raw.value, data.columns)
+    idx, meta = rec.get("id"), rec.get("meta")
+    if idx is None:  # absent or null: the file's name and the record's number
+        idx = f"{Path(raw.origin).stem}-{raw.number:06d}"
+    elif not isinstance(idx, (str, int)) or isinstance(idx, bool):
+        raise DataError(f"field 'id' must be a string or an integer, got {type(idx).__name__}")
+    if meta is not None and not isinstance(meta, dict):
+        raise DataError(f"field 'meta' must be an object, got {type(meta).__name__}")
+    return {"id": str(idx), "messages": to_messages(rec, data.format, data.columns, data.roles),
+            "meta": meta or {}, "where": raw.where}
 
 
-def find_split_file(directory: Path, split: str) -> Path | None:
-    for suffix in SUFFIXES:
-        if (directory / f"{split}{suffix}").exists():
-            return directory / f"{split}{suffix}"
-    return None
+def normalise(raws: list[Raw], data) -> tuple[list[dict], list[Problem]]:
+    """Records to ``{"id", "messages", "meta", "where"}`` samples (``data``: the params' data section),
+    and a :class:`Problem` for each record that cannot become one."""
+    samples, problems = [], []
+    for raw in raws:
+        try:
+            samples.append(_sample(raw, data))
+        except DataError as err:
+            rid = raw.value.get("id") if isinstance(raw.value, dict) else None
+            problems.append(Problem(raw.where, str(err), None if rid is None else str(rid)))
+    return samples, problems
 
 
-def load_source(source: str, split: str = "train") -> dict[str, list[dict]]:
-    """Raw records by split: a local file (all 'pool'), a directory of pool/warmup/eval files, or a hub dataset."""
-    path = Path(source)
-    if path.is_file():
-        return {"pool": [(r, path, i) for i, r in enumerate(read_records(path))]}
-    if path.is_dir():
-        found = {s: find_split_file(path, s) for s in ("pool", "warmup", "eval")}
-        if found["pool"] is None:
-            raise DataError(f"{path}: directory has no pool.jsonl/.json/.parquet; add one or name a file")
-        return {s: [(r, f, i) for i, r in enumerate(read_records(f))] for s, f in found.items() if f}
-    if source.count("/") <= 1 and not source.startswith((".", "/")) and not path.suffix:
-        import datasets  # the hub path; only imported when used
-
-        ds = datasets.load_dataset(source, split=split)
-        return {"pool": [(r, f"{source}[{split}]", i) for i, r in enumerate(ds)]}
-    raise DataError(f"data.source '{source}' is neither an existing file or directory nor a hub dataset name")
+def duplicates(samples: list[dict]) -> list[Problem]:
+    """A problem for every sample whose id an earlier sample has (across every split given)."""
+    first, problems = {}, []
+    for s in samples:
+        if s["id"] in first:
+            problems.append(Problem(s["where"], f"duplicate sample id {s['id']!r} (first at {first[s['id']]}); "
+                                    "make the 'id' field unique across warm-up, pool and eval", s["id"]))
+        else:
+            first[s["id"]] = s["where"]
+    return problems

@@ -2,6 +2,7 @@
 
 A prepared table has one row per sample: ``sample_id``, ``input_ids``, ``labels`` (-100 off the
 response), ``kinds`` (ground truth of the synthetic data, -1 elsewhere), ``answer`` and ``prompt``.
+Every bad record of every split is collected first and reported at once (:func:`formats.check`).
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from tokenclean import columns as C
-from tokenclean.config import Params
-from tokenclean.data.formats import SUFFIXES, DataError, load_source, normalise, read_records
+from tokenclean.config import DataCfg, Params
+from tokenclean.data import sources
+from tokenclean.data.formats import SUFFIXES, Problem, Raw, check, duplicates, normalise, read_records
 from tokenclean.data.render import render
+from tokenclean.errors import DataError
 from tokenclean.io import file_hash, read_table
-from tokenclean.layout import GENERATE
+from tokenclean.layout import DATA, GENERATE
 
 SPLITS = ("warmup", "pool", "eval")
 SCHEMA = pa.schema([(C.SAMPLE_ID, pa.string()), (C.INPUT_IDS, pa.list_(pa.int32())), (C.LABELS, pa.list_(pa.int32())),
@@ -43,46 +46,79 @@ def source_path(params: Params) -> str:
 
 def provenance(params: Params, base) -> dict:
     """What the prepared tables record they were made from: the data config, the source's
-    content hash (or its hub name and split) and the tokenizer's files."""
+    content hash (or its hub name, split and revision) and the tokenizer's files."""
     src = Path(source_path(params))
-    source = file_hash(src) if src.exists() else f"{params.data.source}:{params.data.split}"
+    source = file_hash(src) if src.exists() else f"{params.data.source}:{params.data.split}@{params.data.revision}"
     return {"stage": "prepare", "config": {**params.data.model_dump(), "chat_template": params.model.chat_template},
             "inputs": {"source": source, "base": file_hash(base)}}
 
 
-def split_sources(params: Params) -> dict[str, list[dict]]:
-    """Normalised samples of the warmup, pool and eval splits: files of the source, or carved from the pool."""
-    source = source_path(params)
-    raw = load_source(source, params.data.split)
-    splits = {k: normalise(v, params.data.format) for k, v in raw.items()}
+def find_split_file(directory: Path, split: str) -> Path | None:
+    return next((directory / f"{split}{s}" for s in SUFFIXES if (directory / f"{split}{s}").exists()), None)
+
+
+def _read(path: Path, data: DataCfg) -> tuple[list[Raw], list[Problem]]:
+    return read_records(path, data.field)
+
+
+def load_source(data: DataCfg, source: str | None = None) -> dict[str, tuple[list[Raw], list[Problem]]]:
+    """Raw records by split: a local file (all 'pool'), a directory of pool/warmup/eval files
+    (the generated default data), or a hub dataset's split."""
+    source = source or data.source
+    if not sources.is_path(source):
+        ds = sources.hub_dataset(source, data.split, data.revision)
+        origin = f"{source}[{data.split}]"
+        return {"pool": ([Raw(r, f"{origin} record {i}", i, source.replace("/", "_")) for i, r in
+                          enumerate(ds, 1)], [])}
+    path = Path(source) if Path(source).is_relative_to(GENERATE) else sources.local(source, str(DATA), "data.source")
+    if path.is_file():
+        return {"pool": _read(path, data)}
+    found = {s: find_split_file(path, s) for s in SPLITS}
+    if found["pool"] is None:
+        raise DataError(f"{path}: directory has no pool.jsonl/.json/.parquet; add one or name a file")
+    return {s: _read(f, data) for s, f in found.items() if f}
+
+
+def split_sources(params: Params) -> tuple[dict[str, list[dict]], list[Problem]]:
+    """Normalised samples of the warmup, pool and eval splits (files of the source, or carved from
+    the pool), and every problem found on the way: malformed records and ids repeated across splits."""
+    data, problems, splits = params.data, [], {}
+    raw = load_source(data, source_path(params))
     for name in ("eval", "warmup"):
-        spec = getattr(params.data, name)
-        if name in splits:
-            continue
-        if isinstance(spec, str):
-            splits[name] = normalise([(r, spec, i) for i, r in enumerate(read_records(Path(spec)))], params.data.format)
-        else:
-            splits[name], splits["pool"] = _carve(splits["pool"], spec, name, params.data.seed)
-    return splits
+        spec = getattr(data, name)
+        if name not in raw and isinstance(spec, str):
+            raw[name] = _read(sources.local(spec, str(DATA), f"data.{name}"), data)
+    for name, (raws, bad) in raw.items():
+        splits[name], found = normalise(raws, data)
+        problems += bad + found
+    for name in ("eval", "warmup"):
+        if name not in splits:
+            try:
+                splits[name], splits["pool"] = _carve(splits["pool"], getattr(data, name), name, data.seed)
+            except DataError:  # too few good records: the bad ones are the news
+                check(problems, data.on_error, f"data.source '{data.source}'")
+                raise
+    problems += duplicates([s for name in SPLITS for s in splits.get(name, [])])
+    return splits, problems
 
 
-def _check_unique(samples: list[dict]) -> None:
-    seen = set()
-    for s in samples:
-        if s["id"] in seen:
-            raise DataError(f"{s['where']}: duplicate sample id {s['id']!r}; make the 'id' field unique")
-        seen.add(s["id"])
+def drop(samples: list[dict], problems: list[Problem]) -> list[dict]:
+    """``samples`` without those a problem names (by where, and by id for repeats)."""
+    bad = {p.where for p in problems}
+    return [s for s in samples if s["where"] not in bad]
 
 
-def to_table(tok, samples: list[dict], max_len: int) -> tuple[pa.Table, dict]:
-    """Render and label ``samples``: the prepared table, and counts of truncated and dropped samples."""
-    rows = {k: [] for k in SCHEMA.names}
+def to_table(tok, samples: list[dict], max_len: int) -> tuple[pa.Table, dict, list[Problem]]:
+    """Render and label ``samples``: the prepared table, counts of truncated and dropped samples,
+    and a problem for each sample the template cannot render."""
+    rows, problems = {k: [] for k in SCHEMA.names}, []
     truncated = empty = 0
     for s in tqdm(samples, desc="render", unit="sample", mininterval=2):
         try:
             ids, labels, kinds, cut = render(tok, s["messages"], max_len, s["meta"].get("spans"))
         except DataError as err:
-            raise DataError(f"{s['where']} (id {s['id']}): {err}") from None
+            problems.append(Problem(s["where"], str(err), s["id"]))
+            continue
         truncated += cut
         if (labels == C.IGNORE).all():
             empty += 1
@@ -90,10 +126,9 @@ def to_table(tok, samples: list[dict], max_len: int) -> tuple[pa.Table, dict]:
         for k, v in ((C.SAMPLE_ID, s["id"]), (C.INPUT_IDS, ids), (C.LABELS, labels), (C.KINDS, kinds),
                      (C.ANSWER, s["meta"].get("answer")), (C.PROMPT, json.dumps(s["messages"][:-1]))):
             rows[k].append(v)
-    _check_unique(samples)
     table = pa.table({k: [v.tolist() if hasattr(v, "tolist") else v for v in vals] for k, vals in rows.items()},
                      schema=SCHEMA)
-    return table, {"samples": len(samples), "truncated": truncated, "dropped_no_response": empty}
+    return table, {"samples": len(samples), "truncated": truncated, "dropped_no_response": empty}, problems
 
 
 def is_prepared(path: Path) -> bool:
@@ -115,8 +150,14 @@ def round_table(params: Params, source: Path, tok) -> tuple[pa.Table, dict]:
     if is_prepared(source):
         table = read_table(source)
         return table, {"samples": table.num_rows, "source": "prepared"}
-    records = [(r, f, i) for f in sft_files(source) for i, r in enumerate(read_records(f))]
-    table, stats = to_table(tok, normalise(records, params.data.format), params.data.max_seq_len)
+    raws, problems = [], []
+    for f in sft_files(source):
+        got, bad = _read(f, params.data)
+        raws, problems = raws + got, problems + bad
+    samples, bad = normalise(raws, params.data)
+    problems += bad + duplicates(samples)
+    table, stats, bad = to_table(tok, drop(samples, problems), params.data.max_seq_len)
+    skipped = check(problems + bad, params.data.on_error, str(source))
     if table.num_rows == 0:
         raise DataError(f"{source}: no sample with a response token after truncation; raise data.max_seq_len")
-    return table, {**stats, "source": "sft"}
+    return table, {**stats, **skipped, "source": "sft"}

@@ -77,7 +77,11 @@ def base_source(base_dir: str | Path) -> tuple[str, str | None]:
     src = base_dir / "source.json"
     if src.exists():
         info = read_json(src)
-        return info["name_or_path"], info.get("revision")
+        name = info["name_or_path"]
+        # a local model is recorded relative to the project root (models/<dir>, two levels above
+        # out/base), so the record is the same on every machine and works from any working directory
+        local = base_dir.resolve().parents[1] / name
+        return (str(local) if not Path(name).is_absolute() and local.exists() else name), info.get("revision")
     return str(base_dir), None
 
 
