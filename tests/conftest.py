@@ -14,6 +14,7 @@ os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.pop("COLUMNS", None)  # plain audit output is 100 columns unless COLUMNS says otherwise (xdist sets it)
 if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):  # workers share the cores: no oversubscribed math threads
     workers = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))

@@ -125,3 +125,12 @@ def test_stats_command_prints_every_round(tmp_path, capsys):
     assert main(["audit", "stats", "--repo", str(tmp_path), "--plain"]) == 0
     out = capsys.readouterr().out
     assert "round fixed" in out and "most dropped tokens" in out and "1 samples with no kept token (e.g. s2)" in out
+
+
+def test_stats_tables_wrap_at_the_width_instead_of_cutting(tmp_path, capsys, monkeypatch):
+    build_run(tmp_path)
+    monkeypatch.setenv("COLUMNS", "60")
+    assert main(["audit", "stats", "--repo", str(tmp_path), "--plain"]) == 0
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 60
+    assert "…" not in out, "no cell cut short"

@@ -6,11 +6,12 @@ Token text goes into ``rich.text.Text`` objects, never into markup strings, so a
 
 from __future__ import annotations
 
+import os
 import sys
 
 from rich import box
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from tokenclean.audit.sample import TokenRow
@@ -25,10 +26,17 @@ PLAIN = {"both kept": "[{}]", "both dropped": "{{{}}}", "kept -> dropped": "-[{}
 
 
 def console(plain: bool) -> Console:
-    """Plain: no styles at all and a fixed width, so the output is the same on every terminal."""
+    """Plain: no styles at all and a fixed width (100, or $COLUMNS), so the output is the same on every
+    terminal and in a pipe. Tables fold long cells onto more lines rather than cut them (:func:`folding_table`)."""
     if plain:
-        return Console(file=sys.stdout, color_system=None, width=100, highlight=False, emoji=False, markup=False)
+        width = int(os.environ.get("COLUMNS") or 100)
+        return Console(file=sys.stdout, color_system=None, width=width, highlight=False, emoji=False, markup=False)
     return Console(highlight=False, emoji=False, markup=False)
+
+
+def folding_table(*headers: str, **options) -> Table:
+    """A table whose cells wrap at the console's width instead of being cut with an ellipsis."""
+    return Table(*(Column(h, overflow="fold") for h in headers), box=box.SIMPLE, **options)
 
 
 def pct(x) -> str:
@@ -70,15 +78,15 @@ def show(con: Console, r, row: int, rows: list[TokenRow], scores: bool = False, 
 
 def score_table(resp: list[TokenRow]) -> Table:
     kinds = any(t.kind for t in resp)
-    table = Table(box=box.SIMPLE, pad_edge=False)
+    out = Table(box=box.SIMPLE, pad_edge=False)
     for name in ("#", "pos", "token", "kept", "score", *(("kind",) if kinds else ())):
-        table.add_column(name, justify="left" if name in ("token", "kind", "kept") else "right")
+        out.add_column(name, justify="left" if name in ("token", "kind", "kept") else "right", overflow="fold")
     for j, t in enumerate(resp):
         score = "-" if t.score is None else f"{t.score:.3f}"
         token = visible(t.text, newline="↵") + (f" ‹{t.split_bytes}›" if t.split_bytes else "")
         cells = [str(j), str(t.position), Text(token), "yes" if t.keep else "no", score]
-        table.add_row(*cells, *((t.kind or "-",) if kinds else ()), style=None if t.keep else "red")
-    return table
+        out.add_row(*cells, *((t.kind or "-",) if kinds else ()), style=None if t.keep else "red")
+    return out
 
 
 def stats(con: Console, s: dict) -> None:
@@ -102,7 +110,7 @@ def section(con: Console, title: str, table: Table | None) -> None:
 
 def score_dist_table(scores: dict) -> Table:
     keys = ("n", "mean", "min", "p1", "p10", "p25", "p50", "p75", "p90", "p99", "max")
-    table = Table("score", *keys, box=box.SIMPLE, pad_edge=False)
+    table = folding_table("score", *keys, pad_edge=False)
     for part in ("all", "kept", "dropped"):
         d = scores[part]
         table.add_row(part, *(["-"] * len(keys) if d is None else [f"{d['n']:,}"] + [f"{d[k]:.2f}" for k in keys[1:]]))
@@ -110,14 +118,14 @@ def score_dist_table(scores: dict) -> Table:
 
 
 def kinds_table(kinds: dict) -> Table:
-    table = Table("kind", "tokens", "kept", "dropped", "kept share", box=box.SIMPLE)
+    table = folding_table("kind", "tokens", "kept", "dropped", "kept share")
     for name, k in kinds.items():
         table.add_row(name, f"{k['tokens']:,}", f"{k['kept']:,}", f"{k['dropped']:,}", pct(k["kept_share"]))
     return table
 
 
 def tokens_table(rows: list[dict]) -> Table:
-    table = Table("token", "id", "count", "kept", "dropped", "kept rate", box=box.SIMPLE)
+    table = folding_table("token", "id", "count", "kept", "dropped", "kept rate")
     for r in rows:
         table.add_row(Text(r.get("text", "")), str(r["token_id"]), f"{r['count']:,}", f"{r['kept']:,}",
                       f"{r['dropped']:,}", pct(r["kept_rate"]))
@@ -147,12 +155,12 @@ def diff(con: Console, d: dict) -> None:
         con.print("nothing to compare: no shared sample with the same response tokens")
         return
     for key, title in (("top_kept_to_dropped", "kept -> dropped"), ("top_dropped_to_kept", "dropped -> kept")):
-        table = Table("token", "id", "count", box=box.SIMPLE)
+        table = folding_table("token", "id", "count")
         for r in d[key]:
             table.add_row(Text(r.get("text", "")), str(r["token_id"]), f"{r['count']:,}")
         section(con, f"most frequent tokens flipped {title}", table if d[key] else None)
     if d["kinds"]:
-        table = Table("kind", "kept -> dropped", "dropped -> kept", box=box.SIMPLE)
+        table = folding_table("kind", "kept -> dropped", "dropped -> kept")
         for name, k in d["kinds"].items():
             table.add_row(name, f"{k['kept_to_dropped']:,}", f"{k['dropped_to_kept']:,}")
         section(con, "flips by ground-truth kind", table)

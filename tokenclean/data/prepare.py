@@ -65,12 +65,13 @@ def load_source(data: DataCfg, source: str | None = None) -> dict[str, tuple[lis
     """Raw records by split: a local file (all 'pool'), a directory of pool/warmup/eval files
     (the generated default data), or a hub dataset's split."""
     source = source or data.source
-    if not sources.is_path(source):
+    synthetic = Path(source).is_relative_to(GENERATE)  # the generate stage's output, not the user's
+    if not synthetic and not sources.is_path(source):
         ds = sources.hub_dataset(source, data.split, data.revision)
         origin = f"{source}[{data.split}]"
         return {"pool": ([Raw(r, f"{origin} record {i}", i, source.replace("/", "_")) for i, r in
                           enumerate(ds, 1)], [])}
-    path = Path(source) if Path(source).is_relative_to(GENERATE) else sources.local(source, str(DATA), "data.source")
+    path = Path(source) if synthetic else sources.local(source, str(DATA), "data.source")
     if path.is_file():
         return {"pool": _read(path, data)}
     found = {s: find_split_file(path, s) for s in SPLITS}
