@@ -23,11 +23,12 @@ from prefect import flow, get_run_logger
 from flows import versioning as vc
 from flows.params_file import append_round
 from flows.token_cleaning import token_cleaning
-from tokenclean.config import Params, RetrainCfg, load_params
+from tokenclean.config import Params, RetrainCfg
 from tokenclean.data.formats import SUFFIXES
 from tokenclean.io import read_json
 from tokenclean.layout import BASE_ROUND, OUT, REPORTS, round_paths
 from tokenclean.locks import exclusive
+from tokenclean.params_file import load_params
 
 COMMITTED = ["params.yaml", "dvc.lock"]
 RETRAIN_LOCK = Path(".dvc/tmp/retrain.lock")  # held for a whole retrain run

@@ -22,8 +22,8 @@ from pathlib import Path
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from flows.retrain import retrain
-from tokenclean.config import load_params
 from tokenclean.model.distributed import free_port
+from tokenclean.params_file import load_params
 
 
 def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:

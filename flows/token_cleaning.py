@@ -21,9 +21,9 @@ from prefect.artifacts import create_link_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows.pipeline import Pipeline, StageFailed, lock_hashes, round_of
-from tokenclean.config import load_params
 from tokenclean.io import read_json
 from tokenclean.layout import REPORTS, round_paths
+from tokenclean.params_file import load_params
 
 
 def retry_unless_bad_input(task, task_run, state) -> bool:

@@ -19,12 +19,13 @@ if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):  # workers share the cores: no o
     workers = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
 
-from tests.helpers import make_repo, run_stages, sh, tiny_raw  # noqa: E402
+from tests.shell import sh  # noqa: E402
+from tests.tiny import make_repo, run_stages, tiny_raw  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def tiny_params():
-    from tokenclean.config import parse_params
+    from tokenclean.params_file import parse_params
 
     return parse_params(tiny_raw())
 
@@ -63,7 +64,7 @@ def tiny_tokenizer(tiny_run):
 @pytest.fixture(scope="session")
 def reproduced_repo(tmp_path_factory):
     """A git + DVC repository of the project on the tiny config after one whole `dvc repro`, committed.
-    Read only: a test that changes a repository copies it (:func:`tests.helpers.copy_repo`)."""
+    Read only: a test that changes a repository copies it (:func:`tests.shell.copy_repo`)."""
     def build(path):
         repo = make_repo(path / "repo")
         # one DVC cache for this repository and every copy of it (copy_repo): a stage that two tests run on

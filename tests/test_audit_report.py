@@ -8,9 +8,9 @@ from audit_fixtures import bpe_tokenizer, build_run, fixture_samples, write_roun
 from tasks import report
 from tokenclean import columns as C
 from tokenclean.audit.summary import summary_markdown
-from tokenclean.config import parse_params
 from tokenclean.io import read_json
 from tokenclean.layout import round_paths
+from tokenclean.params_file import parse_params
 
 
 class Page(HTMLParser):

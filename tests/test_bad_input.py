@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import samples_of, stage_cmd, write_tiny_params
-from tokenclean.config import ParamsError, load_params
+from tests.records import samples_of
+from tests.shell import stage_cmd
+from tests.tiny import write_tiny_params
 from tokenclean.data.formats import read_records
 from tokenclean.errors import DataError
+from tokenclean.params_file import ParamsError, load_params
 
 GOOD = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
 

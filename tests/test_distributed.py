@@ -13,11 +13,12 @@ from safetensors.torch import load_file
 
 from tasks import score as score_stage
 from tasks import train as train_stage
-from tests.helpers import ROOT, write_tiny_params
+from tests.shell import ROOT
+from tests.tiny import write_tiny_params
 from tokenclean import columns as C
-from tokenclean.config import parse_params
 from tokenclean.data.rows import load_rows
 from tokenclean.model import distributed
+from tokenclean.params_file import parse_params
 
 
 @pytest.fixture

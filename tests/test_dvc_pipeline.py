@@ -7,7 +7,7 @@ and a param or code change re-runs exactly the stages that read it and those dow
 import pytest
 import yaml
 
-from tests.helpers import copy_repo, ran, sh
+from tests.shell import copy_repo, ran, sh
 
 pytestmark = pytest.mark.slow
 

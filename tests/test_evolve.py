@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from tokenclean import columns as C
-from tokenclean.config import ParamsError, parse_params
 from tokenclean.io import file_hash, read_json
+from tokenclean.params_file import ParamsError, parse_params
 
 
 def chained(name: str, prev: str, data: str = "x", **extra) -> dict:

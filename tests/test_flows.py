@@ -11,7 +11,8 @@ import re
 import pytest
 import yaml
 
-from tests.helpers import commit_all, copy_repo, make_repo, sh
+from tests.shell import commit_all, copy_repo, sh
+from tests.tiny import make_repo
 
 pytestmark = pytest.mark.slow
 

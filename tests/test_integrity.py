@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.helpers import run_stages
+from tests.tiny import run_stages
 from tokenclean import columns as C
 from tokenclean.data.rows import data_hash, load_rows
 from tokenclean.io import file_hash, read_json, table_meta

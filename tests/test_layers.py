@@ -95,7 +95,8 @@ def test_only_tokenclean_is_installed():
 
 
 def test_params_file_equals_the_typed_defaults_outside_its_profile():
-    from tokenclean.config import Params, parse_params
+    from tokenclean.config import Params
+    from tokenclean.params_file import parse_params
 
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     assert "profile" in raw, "params.yaml keeps the offline default's settings in one section, profile"
@@ -103,7 +104,7 @@ def test_params_file_equals_the_typed_defaults_outside_its_profile():
 
 
 def test_the_profile_fills_in_only_what_the_sections_leave_unset():
-    from tokenclean.config import parse_params
+    from tokenclean.params_file import parse_params
 
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     p = parse_params(raw)

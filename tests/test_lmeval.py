@@ -12,10 +12,11 @@ import pytest
 import torch
 import yaml
 
-from tests.helpers import ROOT
-from tokenclean.config import LmEvalCfg, ParamsError, parse_params
+from tests.shell import ROOT
+from tokenclean.config import LmEvalCfg
 from tokenclean.evaluation.lmeval import TaskDataMissing, build_task, run_lm_eval, task_manager, wrap_model
 from tokenclean.model.modeling import tiny_llama, train_tokenizer
+from tokenclean.params_file import ParamsError, parse_params
 
 END = "<|end|>"  # a special token: always exactly one token, whatever the BPE merges
 

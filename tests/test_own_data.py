@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from tests.helpers import samples_of, write_tiny_params
+from tests.records import samples_of
+from tests.tiny import write_tiny_params
 from tokenclean.data import sources
 from tokenclean.errors import DataError
 
@@ -209,7 +210,8 @@ def test_unreachable_or_unknown_hub_name_exits_2_within_seconds(tmp_path, tiny_r
 def test_a_linked_source_and_model_go_stale_when_edited(tiny_run, tmp_path):
     import yaml
 
-    from tests.helpers import make_repo, ran, sh
+    from tests.shell import ran, sh
+    from tests.tiny import make_repo
 
     repo = make_repo(tmp_path / "repo")
     own, model = tmp_path / "own.jsonl", tmp_path / "my-model"

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from flows.pipeline import Busy, Pipeline, StageFailed
-from tests.helpers import ROOT, env, sh
+from tests.shell import ROOT, env, sh
 
 pytestmark = pytest.mark.slow
 

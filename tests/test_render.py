@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.helpers import samples_of
+from tests.records import samples_of
 from tokenclean.columns import IGNORE
 from tokenclean.data.render import PLAIN_TEMPLATE, render
 

@@ -14,7 +14,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.helpers import ROOT, write_tiny_params
+from tests.shell import ROOT
+from tests.tiny import write_tiny_params
 from tokenclean.io import file_hash, read_json
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}

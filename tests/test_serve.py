@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from flows.serve import free_port
-from tests.helpers import ROOT, commit_all, copy_repo, env, sh
+from tests.shell import ROOT, commit_all, copy_repo, env, sh
 from tests.test_flows import new_samples
 
 pytestmark = pytest.mark.slow

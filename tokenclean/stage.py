@@ -11,10 +11,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from tokenclean.config import Params, ParamsError, load_params
+from tokenclean.config import Params
 from tokenclean.errors import DataError
 from tokenclean.layout import stage_outputs
 from tokenclean.locks import Busy, exclusive
+from tokenclean.params_file import ParamsError, load_params
 
 # Held by the stage command running in this repository: DVC releases its own repository lock while a
 # stage's command runs, so without this a second `dvc repro` or flow could start a stage meanwhile.

@@ -156,7 +156,7 @@ def report(runs: list[Run], cfg, out: Path, extra: tuple[str, ...], ablation_key
 
 
 def command(args) -> int:
-    from tokenclean.config import load_params
+    from tokenclean.params_file import load_params
 
     repo = Path(args.repo)
     cfg = load_params(repo / args.params).compare

@@ -26,25 +26,19 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    import os
-
     from tokenclean.layout import BASE, LocalFiles, default_round, round_names, round_paths
     from tokenclean.method.export import cleaned_table, write_export
     from tokenclean.model.modeling import load_tokenizer
 
-    files = LocalFiles(args.repo)
-    names = round_names(files)
+    root = args.repo
+    names = round_names(LocalFiles(root))
     name = args.round or default_round(names)
     if name not in names:
         raise FileNotFoundError(f"round '{name}' has no keep mask; rounds with one: {names or 'none'} (dvc repro)")
-    out = (args.out or Path(f"{name}.cleaned.{args.format}")).absolute()
+    out = args.out or Path(f"{name}.cleaned.{args.format}")
     out = out.with_suffix(f".{args.format}") if out.suffix not in (".parquet", ".jsonl") else out
-    paths, cwd = round_paths(name), os.getcwd()
-    os.chdir(args.repo)  # the base's source.json may name a model by a path relative to the project
-    try:
-        table = cleaned_table(paths.data, paths.keep, load_tokenizer(BASE))
-    finally:
-        os.chdir(cwd)
+    paths = round_paths(name)
+    table = cleaned_table(root / paths.data, root / paths.keep, load_tokenizer(root / BASE))
     write_export(table, out, {"stage": "export", "config": {"round": name}})
     print(f"{out}: round {name}, {table.num_rows} samples")
     return 0

@@ -57,10 +57,6 @@ def find_split_file(directory: Path, split: str) -> Path | None:
     return next((directory / f"{split}{s}" for s in SUFFIXES if (directory / f"{split}{s}").exists()), None)
 
 
-def _read(path: Path, data: DataCfg) -> tuple[list[Raw], list[Problem]]:
-    return read_records(path, data.field)
-
-
 def load_source(data: DataCfg, source: str | None = None) -> dict[str, tuple[list[Raw], list[Problem]]]:
     """Raw records by split: a local file (all 'pool'), a directory of pool/warmup/eval files
     (the generated default data), or a hub dataset's split."""
@@ -73,11 +69,11 @@ def load_source(data: DataCfg, source: str | None = None) -> dict[str, tuple[lis
                           enumerate(ds, 1)], [])}
     path = Path(source) if synthetic else sources.local(source, str(DATA), "data.source")
     if path.is_file():
-        return {"pool": _read(path, data)}
+        return {"pool": read_records(path, data.field)}
     found = {s: find_split_file(path, s) for s in SPLITS}
     if found["pool"] is None:
         raise DataError(f"{path}: directory has no pool.jsonl/.json/.parquet; add one or name a file")
-    return {s: _read(f, data) for s, f in found.items() if f}
+    return {s: read_records(f, data.field) for s, f in found.items() if f}
 
 
 def split_sources(params: Params) -> tuple[dict[str, list[dict]], list[Problem]]:
@@ -88,7 +84,7 @@ def split_sources(params: Params) -> tuple[dict[str, list[dict]], list[Problem]]
     for name in ("eval", "warmup"):
         spec = getattr(data, name)
         if name not in raw and isinstance(spec, str):
-            raw[name] = _read(sources.local(spec, str(DATA), f"data.{name}"), data)
+            raw[name] = read_records(sources.local(spec, str(DATA), f"data.{name}"), data.field)
     for name, (raws, bad) in raw.items():
         splits[name], found = normalise(raws, data)
         problems += bad + found
@@ -153,8 +149,9 @@ def round_table(params: Params, source: Path, tok) -> tuple[pa.Table, dict]:
         return table, {"samples": table.num_rows, "source": "prepared"}
     raws, problems = [], []
     for f in sft_files(source):
-        got, bad = _read(f, params.data)
-        raws, problems = raws + got, problems + bad
+        got, bad = read_records(f, params.data.field)
+        raws += got
+        problems += bad
     samples, bad = normalise(raws, params.data)
     problems += bad + duplicates(samples)
     table, stats, bad = to_table(tok, drop(samples, problems), params.data.max_seq_len)

@@ -1,21 +1,20 @@
-"""Helpers shared by the tests: the tiny config, running stages in process or as commands, and
-temporary git + DVC repositories holding a copy of the project."""
+"""The tiny config every integration test runs on, and building tiny runs and repositories with it."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.shell import COPY, ROOT, sh
 
 # Small enough that the whole chain runs in seconds on 2 CPU cores. Keys set here win over the
 # params file's profile, as any explicit key does.
 TINY_TRAIN = {"method": "lora", "epochs": 1, "batch_tokens": 512, "lora_r": 4}
+
+
 TINY = {
     "synthetic": {"lexicon": 8, "pool": 48, "warmup": 16, "eval": 8, "pretrain_docs": 80},
     "base": {"vocab_size": 320, "hidden_size": 32, "layers": 1, "heads": 2, "intermediate_size": 64,
@@ -34,8 +33,6 @@ TINY = {
     },
     "flows": {"retries": 0, "retry_delay_s": 0},
 }
-COPY = ["tokenclean", "tasks", "flows", "data", "models", "lm_eval_tasks", "dvc.yaml", ".gitignore", ".dvcignore"]
-GIT_ID = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
 
 
 def tiny_raw(**overrides) -> dict:
@@ -75,24 +72,6 @@ def run_stages(work: Path, params, rounds: list[str] | None = None) -> Path:
     return work
 
 
-def env() -> dict:
-    return {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1",
-            "TQDM_DISABLE": "1", **GIT_ID}
-
-
-def sh(cmd: str, cwd: Path, check: bool = True) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, shell=True, capture_output=True, text=True, env=env())
-    if check and proc.returncode:
-        raise AssertionError(f"{cmd} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc.stdout + proc.stderr
-
-
-def stage_cmd(cwd: Path, stage: str, *args: str, extra_env: dict | None = None) -> subprocess.CompletedProcess:
-    """``python -m tasks.<stage> args`` in ``cwd``, as DVC runs it."""
-    return subprocess.run([sys.executable, "-m", f"tasks.{stage}", *args], cwd=cwd, capture_output=True, text=True,
-                          env={**env(), "PYTHONPATH": str(ROOT), **(extra_env or {})})
-
-
 def make_repo(work: Path, **overrides) -> Path:
     """A fresh checkout: project files, tiny params, one commit, nothing run yet."""
     work.mkdir(parents=True, exist_ok=True)
@@ -105,31 +84,3 @@ def make_repo(work: Path, **overrides) -> Path:
     write_tiny_params(work / "params.yaml", **overrides)
     sh("git init -q && dvc init -q && git add -A && git commit -qm init", work)
     return work
-
-
-def copy_repo(src: Path, dest: Path) -> Path:
-    """A copy of a repository (git, DVC cache and workspace), as a second clone with the same state."""
-    shutil.copytree(src, dest, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
-    return dest
-
-
-def ran(output: str) -> set[str]:
-    """Stages `dvc repro` ran, from its output."""
-    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
-
-
-def commit_all(repo: Path, message: str) -> None:
-    sh(f"git add -A && git commit -qm '{message}'", repo)
-
-
-def samples_of(path: Path, **data) -> list[dict]:
-    """The samples of one SFT file as ``prepare`` reads them (``data``: keys of the data section);
-    bad records raise the stage's DataError."""
-    from tokenclean.config import DataCfg
-    from tokenclean.data.formats import check, normalise, read_records
-
-    cfg = DataCfg(**data)
-    raws, problems = read_records(Path(path), cfg.field)
-    samples, bad = normalise(raws, cfg)
-    check(problems + bad, cfg.on_error, str(path))
-    return samples
