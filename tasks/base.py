@@ -14,7 +14,7 @@ from tokenclean.data import sources
 from tokenclean.data.render import render_text
 from tokenclean.errors import DataError
 from tokenclean.io import atomic_path, file_hash, write_json
-from tokenclean.layout import BASE, BASE_ROUND, GENERATE, MODELS, round_paths
+from tokenclean.layout import BASE, BASE_ROUND, GENERATE, round_paths
 from tokenclean.model.modeling import load_tokenizer, tiny_llama, train_tokenizer
 from tokenclean.model.training import train
 from tokenclean.stage import log, stage_main
@@ -30,7 +30,8 @@ def pretrain_tiny(params: Params, corpus: Path):
     n_tokens = sum(len(d) for d in docs)
     cfg = FinetuneCfg(method="full", lr=params.base.lr, batch_tokens=params.base.batch_tokens,
                       epochs=params.base.steps * params.base.batch_tokens / n_tokens,
-                      weight_decay=params.base.weight_decay, warmup_ratio=params.base.warmup_ratio)
+                      weight_decay=params.base.weight_decay, warmup_ratio=params.base.warmup_ratio,
+                      schedule=params.base.schedule)
     log.info("pretraining %.2fM parameters on %d tokens for %.1f epochs",
              sum(p.numel() for p in model.parameters()) / 1e6, n_tokens, cfg.epochs)
     stats = train(model, docs, labels, cfg, tok.pad_token_id, params.base.seed, desc="pretrain")
@@ -46,22 +47,9 @@ def run(params: Params) -> None:
                 "sha256": file_hash(BASE)}, pointer)
 
 
-def model_source(params: Params) -> dict:
-    """What out/base/source.json records: a local directory under models/ with its content hash (so
-    an edit to the weights changes every stage after base), or a hub id with the revision it
-    resolved to (the model is pinned: set model.revision to that commit to keep it)."""
-    name, revision = params.model.base, params.model.revision
-    if sources.is_path(name):
-        path = sources.local(name, str(MODELS), "model.base")
-        return {"name_or_path": str(path), "sha256": file_hash(path), "chat_template": params.model.chat_template}
-    resolved = sources.hub_model_revision(name, revision)
-    return {"name_or_path": name, "revision": revision, "resolved": resolved,
-            "chat_template": params.model.chat_template}
-
-
 def write_base(params: Params, out: Path, corpus) -> None:
     if params.model.base != "tiny":
-        source = model_source(params)
+        source = sources.model_source(params.model)
         with atomic_path(out) as tmp:
             tmp.mkdir()
             write_json(source, tmp / "source.json")

@@ -33,9 +33,11 @@ def evaluate(params: Params, model_dir, data, base) -> dict:
     rows = load_rows(data)
     metrics = {"eval_loss": eval_loss(model, rows[C.INPUT_IDS], rows[C.LABELS], tok.pad_token_id)}
     extra = read_table(data, [C.ANSWER, C.PROMPT]).to_pylist()
-    with_answer = [r for r in extra if r[C.ANSWER]]
+    with_answer = [r for r in extra if r[C.ANSWER]][: params.evaluate.limit]
     if with_answer:
         cfg = params.evaluate
+        log.info("accuracy: greedy answers to %d held-out prompts, batches of %d, up to %d new tokens each",
+                 len(with_answer), cfg.batch_size, cfg.max_new_tokens)
         gens = generate(model, tok, [json.loads(r[C.PROMPT]) for r in with_answer], cfg.batch_size, cfg.max_new_tokens)
         metrics["accuracy"] = accuracy(gens, [r[C.ANSWER] for r in with_answer], cfg.answer_marker)
         metrics["examples"] = [{"generation": g, "answer": r[C.ANSWER]} for g, r in list(zip(gens, with_answer))[:5]]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from tokenclean.config import Params
 from tokenclean.io import file_hash
 from tokenclean.layout import BASE, exported, round_paths
-from tokenclean.method.export import cleaned_table, write_export
+from tokenclean.method.export import cleaned_batches, write_export
 from tokenclean.model.modeling import load_tokenizer
 from tokenclean.stage import log, stage_main
 
@@ -17,12 +17,11 @@ def run(params: Params, base=BASE) -> None:
     tok = load_tokenizer(base)
     for name in params.rounds:
         paths = round_paths(name)
-        table = cleaned_table(paths.data, paths.keep, tok)
         meta = {"stage": "export", "config": {"round": name},
                 "inputs": {"data": file_hash(paths.data), "keep": file_hash(paths.keep)}}
         for fmt in ("parquet", "jsonl") if params.export.jsonl else ("parquet",):
-            write_export(table, exported(name, fmt), meta)
-        log.info("round %s: %d samples -> %s", name, table.num_rows, exported(name))
+            rows = write_export(cleaned_batches(paths.data, paths.keep, tok), exported(name, fmt), meta)
+        log.info("round %s: %d samples -> %s", name, rows, exported(name))
 
 
 def main(argv=None) -> None:

@@ -18,11 +18,19 @@ def _write_jsonl(rows, path) -> None:
 
 
 def run(params: Params, out=GENERATE) -> None:
-    """Write warmup/pool/eval.jsonl (chat messages + ground-truth kinds) and pretrain.jsonl."""
-    for split, rows in sft_splits(params.synthetic).items():
-        _write_jsonl(rows, out / f"{split}.jsonl")
-        log.info("%s: %d samples", split, len(rows))
-    _write_jsonl(({"messages": m} for m in pretrain_chats(params.synthetic)), out / "pretrain.jsonl")
+    """Write warmup/pool/eval.jsonl (chat messages + ground-truth kinds) when ``data.source`` is
+    ``synthetic``, and pretrain.jsonl (empty unless ``model.base`` is ``tiny``): your own data and
+    model need none of it."""
+    if params.data.source == "synthetic":
+        for split, rows in sft_splits(params.synthetic).items():
+            _write_jsonl(rows, out / f"{split}.jsonl")
+            log.info("%s: %d samples", split, len(rows))
+    else:
+        log.info("data.source is '%s': no synthetic task data", params.data.source)
+    tiny = params.model.base == "tiny"
+    _write_jsonl(({"messages": m} for m in pretrain_chats(params.synthetic)) if tiny else (), out / "pretrain.jsonl")
+    if not tiny:
+        log.info("model.base is '%s': no pretraining corpus (pretrain.jsonl left empty)", params.model.base)
 
 
 def main(argv=None) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from tokenclean.config import Params
-from tokenclean.io import file_hash, read_table, write_json, write_table
+from tokenclean.io import TableWriter, file_hash, iter_batches, num_rows, write_json
 from tokenclean.layout import SPLIT, chunk, prepared
 from tokenclean.stage import log, stage_main
 
@@ -16,17 +16,24 @@ from tokenclean.stage import log, stage_main
 def run(params: Params) -> None:
     """Write out/split/<i>.parquet for i < split.chunks, and chunks.json."""
     data = prepared("pool")
-    table, n = read_table(data), params.split.chunks
-    if n > table.num_rows:
-        raise ValueError(f"split.chunks = {n} is more than the {table.num_rows} pool samples; lower it")
-    bounds = np.linspace(0, table.num_rows, n + 1).round().astype(int)
+    rows, n = num_rows(data), params.split.chunks
+    if n > rows:
+        raise ValueError(f"split.chunks = {n} is more than the {rows} pool samples; lower it")
+    sizes = np.diff(np.linspace(0, rows, n + 1).round().astype(int)).tolist()
     made_from = {"data": file_hash(data)}
-    for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
+    batches = iter_batches(data)
+    pending = next(batches)
+    for i, size in enumerate(sizes):  # streamed: one read batch in memory, however large the pool
         meta = {"stage": "split", "config": {"chunks": n, "chunk": i}, "inputs": made_from}
-        write_table(table.slice(a, b - a), chunk(i), meta)
-    sizes = np.diff(bounds).tolist()
+        with TableWriter(chunk(i), pending.schema, meta) as out:
+            while out.rows < size:
+                if not pending.num_rows:
+                    pending = next(batches)
+                take = min(size - out.rows, pending.num_rows)
+                out.write(pending.slice(0, take))
+                pending = pending.slice(take)
     write_json({"chunks": sizes, "data_sha256": made_from["data"]}, SPLIT / "chunks.json")
-    log.info("split %d pool samples into %d chunks of %s", table.num_rows, n, sizes)
+    log.info("split %d pool samples into %d chunks of %s", rows, n, sizes)
 
 
 def main(argv=None) -> None:

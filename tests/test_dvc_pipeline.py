@@ -11,7 +11,7 @@ from tests.shell import copy_repo, ran, sh
 
 pytestmark = pytest.mark.slow
 
-DATA = {"generate", "base", "prepare", "split"}
+DATA = {"generate", "base", "check", "prepare", "split"}
 PER_ROUND = ("data", "score", "select", "train", "evaluate")
 ROUNDS = ("warmup", "fixed", "r1", "r2")
 FINAL = {"summary", "report", "export"}  # the stages after every round

@@ -9,7 +9,7 @@ import pytest
 
 from tokenclean import columns as C
 from tokenclean.data.rows import load_rows
-from tokenclean.method.export import CLOSE, OPEN, cleaned_table, write_export
+from tokenclean.method.export import CLOSE, OPEN, cleaned_batches, cleaned_table, write_export
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,7 @@ def exported(tiny_run, tmp_path_factory):
     rnd = tiny_run / "out/rounds/fixed"
     tok = load_tokenizer(tiny_run / "out/base")
     path = tmp_path_factory.mktemp("export") / "fixed.parquet"
-    write_export(cleaned_table(rnd / "data/pool.parquet", rnd / "select/keep.parquet", tok), path, {})
+    write_export(cleaned_batches(rnd / "data/pool.parquet", rnd / "select/keep.parquet", tok), path, {})
     return path, rnd, tok
 
 

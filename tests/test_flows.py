@@ -17,7 +17,7 @@ from tests.tiny import make_repo
 pytestmark = pytest.mark.slow
 
 
-FIXED_MODEL = ["generate", "base", "prepare", *(f"{s}@warmup" for s in ("data", "score", "select", "train")),
+FIXED_MODEL = ["generate", "base", "check", "prepare", *(f"{s}@warmup" for s in ("data", "score", "select", "train")),
                *(f"{s}@fixed" for s in ("data", "score", "select", "train", "evaluate"))]
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from tests.tiny import run_stages
 from tokenclean import columns as C
-from tokenclean.data.rows import data_hash, load_rows
+from tokenclean.data.rows import data_hash
 from tokenclean.io import file_hash, read_json, table_meta
 
 
@@ -26,8 +26,8 @@ def other_tokens(src, dst):
 
 def test_artifacts_record_config_and_input_hashes(tiny_run, tiny_params):
     out, fixed = tiny_run / "out", tiny_run / "out/rounds/fixed"
-    pool = data_hash(load_rows(fixed / "data/pool.parquet"))
-    assert pool == data_hash(load_rows(out / "prepare/pool.parquet")), "a round's data is its source's rows"
+    pool = data_hash(fixed / "data/pool.parquet")
+    assert pool == data_hash(out / "prepare/pool.parquet"), "a round's data is its source's rows"
     keep = table_meta(fixed / "select/keep.parquet")
     assert keep["config"] == tiny_params.round_select("fixed").model_dump()
     assert keep["inputs"] == {"data": pool, "scores": file_hash(fixed / "score/scores.parquet")}

@@ -223,7 +223,7 @@ def test_a_linked_source_and_model_go_stale_when_edited(tiny_run, tmp_path):
     params["data"].update(source="data/own.jsonl", warmup=2, eval=2)
     params["model"]["base"] = "models/my-model"
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert ran(sh("dvc repro prepare", repo)) == {"generate", "base", "prepare"}
+    assert ran(sh("dvc repro prepare", repo)) == {"generate", "base", "check", "prepare"}
     assert "up to date" in sh("dvc status base prepare", repo)
     own.write_text(lines(*[GOOD | {"id": f"g{i}"} for i in range(9)]))  # the original, outside the repository
     assert re.search(r"prepare:\s+changed deps:\s+modified:\s+data", sh("dvc status prepare", repo))

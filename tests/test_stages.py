@@ -72,3 +72,18 @@ def test_evaluate_metrics(tiny_run):
 def test_golden_hash_of_tokenised_pool(tiny_run):
     t = pq.read_table(tiny_run / "out" / "prepare" / "pool.parquet")
     assert table_hash(t, [C.INPUT_IDS, C.LABELS, C.KINDS]) == GOLDEN_POOL
+
+
+def test_generate_writes_only_what_the_source_and_base_need(tmp_path, tiny_params):
+    from tasks import generate
+
+    own = tiny_params.model_copy(update={"data": tiny_params.data.model_copy(update={"source": "data/sft.jsonl"})})
+    generate.run(own, tmp_path / "own")
+    assert sorted(p.name for p in (tmp_path / "own").iterdir()) == ["pretrain.jsonl"], "no synthetic task data"
+    assert (tmp_path / "own/pretrain.jsonl").stat().st_size > 0, "the tiny base still pretrains"
+    real = own.model_copy(update={"model": own.model.model_copy(update={"base": "models/my-model"})})
+    generate.run(real, tmp_path / "real")
+    assert [p.stat().st_size for p in (tmp_path / "real").iterdir()] == [0], "a real model needs no corpus"
+    generate.run(tiny_params, tmp_path / "default")
+    assert {p.name for p in (tmp_path / "default").iterdir()} == {"pool.jsonl", "warmup.jsonl", "eval.jsonl",
+                                                                   "pretrain.jsonl"}

@@ -141,3 +141,13 @@ def test_a_run_resumed_from_its_last_checkpoint_ends_with_the_same_weights(tmp_p
             assert torch.equal(first[name], second[name]), name
         else:  # CUDA kernels are not promised to be bitwise deterministic
             torch.testing.assert_close(first[name], second[name], rtol=1e-4, atol=1e-5)
+
+
+def test_learning_rate_warms_up_then_decays_linearly_or_by_cosine_to_zero():
+    from tokenclean.model.training import lr_lambda
+
+    linear, cosine = lr_lambda(100, 0.1, "linear"), lr_lambda(100, 0.1, "cosine")
+    assert [linear(s) for s in (0, 4, 9)] == [0.1, 0.5, 1.0] == [cosine(s) for s in (0, 4, 9)]
+    assert linear(55) == 0.5 and abs(cosine(55) - 0.5) < 1e-12  # half way through the decay
+    assert abs(linear(32) - (1 - 22 / 90)) < 1e-12 and cosine(32) > linear(32)  # cosine stays higher early
+    assert linear(100) == 0.0 and abs(cosine(100)) < 1e-12

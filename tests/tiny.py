@@ -55,14 +55,14 @@ ROUND_STAGES = ("data", "score", "select", "train", "evaluate")
 
 def run_stages(work: Path, params, rounds: list[str] | None = None) -> Path:
     """Every stage's run() in order in ``work``: the data stages, then each round (default: all)."""
-    from tasks import base, data, evaluate, generate, prepare, score, select, split, train
+    from tasks import base, check, data, evaluate, generate, prepare, score, select, split, train
 
     old = Path.cwd()
     os.chdir(work)
     try:
         (work / "data").mkdir(exist_ok=True)
         shutil.copytree(ROOT / "lm_eval_tasks", work / "lm_eval_tasks", dirs_exist_ok=True)
-        for stage in (generate, base, prepare, split):
+        for stage in (generate, base, check, prepare, split):
             stage.run(params)
         for name in params.rounds if rounds is None else rounds:
             for stage in (data, score, select, train, evaluate):

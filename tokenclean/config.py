@@ -49,6 +49,7 @@ class DataCfg(Strict):
     # sharegpt: each 'from' value's role
     roles: dict[str, str] = {"human": "user", "gpt": "assistant", "system": "system"}
     field: str | None = None  # a .json file whose top level is an object: the key holding the records
+    answer: str | None = None  # your field holding each sample's reference answer (accuracy); default: meta.answer
     on_error: Literal["stop", "skip"] = "stop"  # skip: leave bad records out, counted and listed in stats.json
     max_seq_len: int = Field(2048, ge=8)  # longer samples are truncated (and counted)
     warmup: int | float | str = 0.1  # samples (int), fraction (float) or a file; ignored if the source has one
@@ -90,6 +91,7 @@ class BaseCfg(Strict):
     lr: float = 3e-3
     weight_decay: float = 0.01
     warmup_ratio: float = Field(0.05, ge=0, lt=1)  # linear warm-up share of the pretraining steps
+    schedule: Literal["linear", "cosine"] = "cosine"  # decay to 0 after the warm-up
     # its own seed, not the top-level one: the built-in base stands for a pretrained checkpoint, so
     # repeating an experiment over seeds varies fine-tuning and selection, not pretraining (as in the paper)
     seed: int = 0
@@ -105,7 +107,8 @@ class FinetuneCfg(Strict):
     epochs: float = Field(1.0, gt=0)
     lr: float = Field(1e-4, gt=0)
     weight_decay: float = 0.0
-    warmup_ratio: float = Field(0.03, ge=0, lt=1)  # linear warm-up, then linear decay to 0
+    warmup_ratio: float = Field(0.03, ge=0, lt=1)  # share of the steps with a linear warm-up
+    schedule: Literal["linear", "cosine"] = "linear"  # decay to 0 after the warm-up (the paper: linear)
     batch_tokens: int = Field(4096, ge=16)  # tokens (with padding) per micro-batch
     grad_accum: int = Field(1, ge=1)  # micro-batches per optimizer step
     max_grad_norm: float = 1.0
@@ -114,6 +117,9 @@ class FinetuneCfg(Strict):
 class ScoreCfg(Strict):
     batch_tokens: int = Field(16384, ge=16)
     chunk: int = Field(4096, ge=1)  # response positions per LM-head chunk
+    # tokens per streamed window: batches are length-sorted within one and its losses are held
+    # (at 2M tokens ~40 MB of rows and losses; a 200M-token pool is 100 windows)
+    window_tokens: int = Field(2_000_000, ge=1)
 
 
 class ComputeCfg(Strict):
@@ -151,7 +157,10 @@ class LmEvalCfg(Strict):
 class EvaluateCfg(Strict):
     batch_size: int = Field(32, ge=1)
     max_new_tokens: int = Field(48, ge=1)  # greedy generation per held-out prompt (accuracy)
-    answer_marker: str = ":"  # accuracy compares the text after the last marker with the answer
+    # accuracy compares the text after the last marker in a generation with the same of the reference answer
+    # (GSM8K: "####"), numbers as numbers ("$1,200.00" == "1200")
+    answer_marker: str = ":"
+    limit: int | None = Field(None, ge=1)  # held-out samples answered by greedy generation; null: all
     lm_eval: LmEvalCfg = LmEvalCfg()
 
 
@@ -193,10 +202,11 @@ class RoundCfg(Strict):
 
 
 def default_rounds(chunks: int = 5) -> dict[str, RoundCfg]:
-    """The warm-up reference, the fixed-model round, and a self-evolving chain over the pool's chunks."""
+    """The warm-up reference, the fixed-model round, and a self-evolving chain over the pool's chunks that
+    starts from the warm-up model (docs/rounds.md says why)."""
     rounds = {"warmup": RoundCfg(data=prepared("warmup").as_posix(), reference=BASE, start=BASE),
               "fixed": RoundCfg(data=prepared("pool").as_posix(), reference="warmup", start=BASE)}
-    prev = BASE
+    prev = "warmup"
     for i in range(chunks):
         rounds[f"r{i}"] = RoundCfg(data=chunk(i).as_posix(), reference=prev, start=prev)
         prev = f"r{i}"

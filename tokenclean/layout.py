@@ -38,6 +38,7 @@ MODELS = Path("models")  # local base models (or links to them): a dependency of
 OUT = Path("out")
 GENERATE = OUT / "generate"
 BASE = OUT / "base"  # also the tokenizer of every round
+CHECK = OUT / "check"
 PREPARE = OUT / "prepare"
 SPLIT = OUT / "split"
 ROUNDS = OUT / "rounds"
@@ -191,7 +192,8 @@ def stage_outputs(stage: str, name: str | None = None) -> list[Path]:
     (a test holds the two equal). A stage changes them together or not at all (:mod:`tokenclean.stage`)."""
     r = round_paths(name or BASE_ROUND)
     return {
-        "generate": [GENERATE], "base": [BASE, round_paths(BASE_ROUND).train], "prepare": [PREPARE], "split": [SPLIT],
+        "generate": [GENERATE], "base": [BASE, round_paths(BASE_ROUND).train], "check": [CHECK], "prepare": [PREPARE],
+        "split": [SPLIT],
         "data": [r.data.parent], "score": [r.scores.parent],
         "select": [r.keep, r.select / "summary.json", r.select / "metrics.json"], "train": [r.train],
         "evaluate": [r.evaluate / "examples.json", r.evaluate / "lm_eval.json", r.metrics],

@@ -36,9 +36,8 @@ def stage_main(name: str, run: Callable[..., object], argv=None, per_round: bool
     try:
         with one_stage_at_a_time(label), all_or_nothing(stage_outputs(name, getattr(args, "round", None))):
             params = load_params(args.params)
-            import torch  # here, not at import: `--help` stays fast
-
-            torch.manual_seed(params.seed)
+            if "torch" in sys.modules:  # a stage that uses torch imports it at load; the rest skip its ~1.5 s
+                sys.modules["torch"].manual_seed(params.seed)
             if per_round:
                 check_round(params, args.round)
                 run(params, args.round)

@@ -27,7 +27,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from tokenclean.layout import BASE, LocalFiles, default_round, round_names, round_paths
-    from tokenclean.method.export import cleaned_table, write_export
+    from tokenclean.method.export import cleaned_batches, write_export
     from tokenclean.model.modeling import load_tokenizer
 
     root = args.repo
@@ -38,7 +38,7 @@ def run(args) -> int:
     out = args.out or Path(f"{name}.cleaned.{args.format}")
     out = out.with_suffix(f".{args.format}") if out.suffix not in (".parquet", ".jsonl") else out
     paths = round_paths(name)
-    table = cleaned_table(root / paths.data, root / paths.keep, load_tokenizer(root / BASE))
-    write_export(table, out, {"stage": "export", "config": {"round": name}})
-    print(f"{out}: round {name}, {table.num_rows} samples")
+    batches = cleaned_batches(root / paths.data, root / paths.keep, load_tokenizer(root / BASE))
+    rows = write_export(batches, out, {"stage": "export", "config": {"round": name}})
+    print(f"{out}: round {name}, {rows} samples")
     return 0

@@ -12,11 +12,13 @@ import os
 import sys
 
 from tokenclean import __version__
-from tokenclean.cli import audit, compare, export
+from tokenclean.cli import audit, check, compare, export, init
 
-COMMANDS = (audit, compare, export)
+COMMANDS = (init, check, audit, compare, export)
 EXAMPLES = """\
 examples:
+  tokenclean init --model models/my-model --data data/sft.jsonl   your model and data: params, checks, cost
+  tokenclean check                                           model, data and lm-eval tasks, before any training
   tokenclean audit show --round fixed --sample 11 --scores   one sample's kept and dropped tokens
   tokenclean audit stats --round fixed                       what a round kept, by token and kind
   tokenclean audit diff fixed r4                             two rounds over their shared samples

@@ -16,7 +16,9 @@ every bad record (:func:`check`), or skips them with ``data.on_error: skip``.
 
 from __future__ import annotations
 
+import codecs
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,15 +69,17 @@ def check(problems: list[Problem], on_error: str, what: str) -> dict:
 # ---- files ------------------------------------------------------------------------------------
 
 
+def _not_utf8(path: Path, line: int, col: int, byte: int) -> DataError:
+    return DataError(f"{path}:{line}:{col}: not UTF-8 (byte 0x{byte:02x}); re-encode the file as UTF-8")
+
+
 def _decode(path: Path) -> str:
     data = path.read_bytes()
     try:
         return data.decode("utf-8-sig")  # a byte-order mark is valid UTF-8 and is dropped
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
-        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
-        raise DataError(f"{path}:{line}:{col}: not UTF-8 (byte 0x{data[e.start]:02x}); re-encode the file as "
-                        "UTF-8") from None
+        raise _not_utf8(path, line, e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1, data[e.start]) from None
 
 
 def _json_records(path: Path, text: str, field: str | None) -> list:
@@ -98,25 +102,51 @@ def _json_records(path: Path, text: str, field: str | None) -> list:
     return data
 
 
-def read_records(path: Path, field: str | None = None) -> tuple[list[Raw], list[Problem]]:
-    """Records of one local JSON, JSONL or Parquet file, and the lines that are not JSON."""
-    if path.suffix == ".parquet":
-        rows = pq.read_table(path).to_pylist()
-        return [Raw(r, f"{path} record {i}", i, str(path)) for i, r in enumerate(rows, 1)], []
-    text = _decode(path)
-    if not text.strip():
+def _jsonl_records(path: Path) -> Iterator[Raw | Problem]:
+    """One line at a time: memory stays flat however long the file is. Lines end at ``\\n`` only, so a
+    raw U+2028 inside a JSON string (valid JSON) does not split a record."""
+    empty = True
+    with open(path, "rb") as f:
+        for i, raw in enumerate(f, 1):
+            raw = raw[3:] if i == 1 and raw.startswith(codecs.BOM_UTF8) else raw  # a byte-order mark is dropped
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise _not_utf8(path, i, e.start + 1, raw[e.start]) from None
+            if not line.strip():
+                continue
+            empty = False
+            try:
+                yield Raw(json.loads(line), f"{path}:{i}", i, str(path))
+            except json.JSONDecodeError as e:
+                yield Problem(f"{path}:{i}", f"malformed JSON line ({e.msg} at column {e.colno})")
+    if empty:
         raise DataError(f"{path}: empty file; point data.source at a file with records")
-    if path.suffix == ".json":
+
+
+def iter_records(path: Path, field: str | None = None) -> Iterator[Raw | Problem]:
+    """Records of one local JSON, JSONL or Parquet file, and a :class:`Problem` for each line that is
+    not JSON. JSON Lines and Parquet stream (a row group at a time); a ``.json`` file is one document,
+    parsed whole, so large data belongs in JSON Lines or Parquet."""
+    if path.suffix == ".jsonl":
+        yield from _jsonl_records(path)
+        return
+    if path.suffix == ".parquet":
+        rows = (r for batch in pq.ParquetFile(path).iter_batches(batch_size=4096) for r in batch.to_pylist())
+    else:
+        text = _decode(path)
+        if not text.strip():
+            raise DataError(f"{path}: empty file; point data.source at a file with records")
         rows = _json_records(path, text, field)
-        return [Raw(r, f"{path} record {i}", i, str(path)) for i, r in enumerate(rows, 1)], []
+    for i, r in enumerate(rows, 1):
+        yield Raw(r, f"{path} record {i}", i, str(path))
+
+
+def read_records(path: Path, field: str | None = None) -> tuple[list[Raw], list[Problem]]:
+    """All of :func:`iter_records`: (records, problems)."""
     raws, problems = [], []
-    for i, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            raws.append(Raw(json.loads(line), f"{path}:{i}", i, str(path)))
-        except json.JSONDecodeError as e:
-            problems.append(Problem(f"{path}:{i}", f"malformed JSON line ({e.msg} at column {e.colno})"))
+    for r in iter_records(path, field):
+        (raws if isinstance(r, Raw) else problems).append(r)
     return raws, problems
 
 
@@ -204,20 +234,34 @@ def _sample(raw: Raw, data) -> dict:
         raise DataError(f"field 'id' must be a string or an integer, got {type(idx).__name__}")
     if meta is not None and not isinstance(meta, dict):
         raise DataError(f"field 'meta' must be an object, got {type(meta).__name__}")
-    return {"id": str(idx), "messages": to_messages(rec, data.format, data.columns, data.roles),
-            "meta": meta or {}, "where": raw.where}
+    sample = {"id": str(idx), "messages": to_messages(rec, data.format, data.columns, data.roles),
+              "meta": meta or {}, "where": raw.where}
+    if data.answer is not None:  # the reference answer, read from the user's own field name
+        answer = raw.value.get(data.answer)
+        if not isinstance(answer, (str, int, float)) or isinstance(answer, bool):
+            found = "missing" if answer is None else f"a {type(answer).__name__}"
+            raise DataError(f"the answer field '{data.answer}' (data.answer) is {found}; it must be a string or "
+                            f"a number (fields found: {sorted(raw.value)})")
+        sample["meta"] = {**sample["meta"], "answer": str(answer)}
+    return sample
+
+
+def to_sample(raw: Raw, data) -> dict | Problem:
+    """One record as a ``{"id", "messages", "meta", "where"}`` sample (``data``: the params' data
+    section), or the :class:`Problem` that stops it becoming one."""
+    try:
+        return _sample(raw, data)
+    except DataError as err:
+        rid = raw.value.get("id") if isinstance(raw.value, dict) else None
+        return Problem(raw.where, str(err), None if rid is None else str(rid))
 
 
 def normalise(raws: list[Raw], data) -> tuple[list[dict], list[Problem]]:
-    """Records to ``{"id", "messages", "meta", "where"}`` samples (``data``: the params' data section),
-    and a :class:`Problem` for each record that cannot become one."""
+    """:func:`to_sample` of every record: (samples, problems)."""
     samples, problems = [], []
     for raw in raws:
-        try:
-            samples.append(_sample(raw, data))
-        except DataError as err:
-            rid = raw.value.get("id") if isinstance(raw.value, dict) else None
-            problems.append(Problem(raw.where, str(err), None if rid is None else str(rid)))
+        got = to_sample(raw, data)
+        (problems if isinstance(got, Problem) else samples).append(got)
     return samples, problems
 
 

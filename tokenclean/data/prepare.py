@@ -2,15 +2,25 @@
 
 A prepared table has one row per sample: ``sample_id``, ``input_ids``, ``labels`` (-100 off the
 response), ``kinds`` (ground truth of the synthetic data, -1 elsewhere), ``answer`` and ``prompt``.
-Every bad record of every split is collected first and reported at once (:func:`formats.check`).
+
+The source streams through twice, so memory does not grow with the records' text: the first pass
+checks every record and keeps ~100 bytes per good sample (its id and record number), enough to
+carve warm-up and eval off the pool and find ids repeated across splits; every problem is then
+reported at once (:func:`formats.check`). The second pass renders and writes each split a batch
+at a time.
 """
 
 from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
@@ -18,26 +28,26 @@ from tqdm.auto import tqdm
 from tokenclean import columns as C
 from tokenclean.config import DataCfg, Params
 from tokenclean.data import sources
-from tokenclean.data.formats import SUFFIXES, Problem, Raw, check, duplicates, normalise, read_records
+from tokenclean.data.formats import (
+    SUFFIXES,
+    Problem,
+    Raw,
+    check,
+    duplicates,
+    iter_records,
+    normalise,
+    read_records,
+    to_sample,
+)
 from tokenclean.data.render import render
 from tokenclean.errors import DataError
-from tokenclean.io import file_hash, read_table
+from tokenclean.io import TableWriter, file_hash
 from tokenclean.layout import DATA, GENERATE
 
 SPLITS = ("warmup", "pool", "eval")
 SCHEMA = pa.schema([(C.SAMPLE_ID, pa.string()), (C.INPUT_IDS, pa.list_(pa.int32())), (C.LABELS, pa.list_(pa.int32())),
                     (C.KINDS, pa.list_(pa.int8())), (C.ANSWER, pa.string()), (C.PROMPT, pa.string())])
-
-
-def _carve(samples: list, spec, name: str, seed: int) -> tuple[list, list]:
-    """Split ``spec`` samples (int count or float fraction) off ``samples`` at random."""
-    n = spec if isinstance(spec, int) else int(round(float(spec) * len(samples)))
-    if not 0 < n < len(samples):
-        raise DataError(f"data.{name} = {spec!r} leaves no samples on one side of {len(samples)}; change data.{name}")
-    idx = list(range(len(samples)))
-    random.Random(f"{name}-{seed}").shuffle(idx)
-    chosen = set(idx[:n])
-    return [s for i, s in enumerate(samples) if i in chosen], [s for i, s in enumerate(samples) if i not in chosen]
+BATCH = 1024  # samples rendered per written batch
 
 
 def source_path(params: Params) -> str:
@@ -57,75 +67,222 @@ def find_split_file(directory: Path, split: str) -> Path | None:
     return next((directory / f"{split}{s}" for s in SUFFIXES if (directory / f"{split}{s}").exists()), None)
 
 
-def load_source(data: DataCfg, source: str | None = None) -> dict[str, tuple[list[Raw], list[Problem]]]:
-    """Raw records by split: a local file (all 'pool'), a directory of pool/warmup/eval files
-    (the generated default data), or a hub dataset's split."""
+Records = Callable[[], Iterator[Raw | Problem]]  # a split's records from the start, on every call
+
+
+def _hub_records(ds, source: str, split: str) -> Iterator[Raw]:
+    origin = f"{source}[{split}]"
+    return (Raw(r, f"{origin} record {i}", i, source.replace("/", "_")) for i, r in enumerate(ds, 1))
+
+
+def split_records(data: DataCfg, source: str | None = None) -> dict[str, Records]:
+    """Each split's records: a local file (all 'pool'), a directory of pool/warmup/eval files (the
+    generated default data), or a hub dataset's split; plus warmup/eval files that params name."""
     source = source or data.source
     synthetic = Path(source).is_relative_to(GENERATE)  # the generate stage's output, not the user's
     if not synthetic and not sources.is_path(source):
         ds = sources.hub_dataset(source, data.split, data.revision)
-        origin = f"{source}[{data.split}]"
-        return {"pool": ([Raw(r, f"{origin} record {i}", i, source.replace("/", "_")) for i, r in
-                          enumerate(ds, 1)], [])}
-    path = Path(source) if synthetic else sources.local(source, str(DATA), "data.source")
-    if path.is_file():
-        return {"pool": read_records(path, data.field)}
-    found = {s: find_split_file(path, s) for s in SPLITS}
-    if found["pool"] is None:
-        raise DataError(f"{path}: directory has no pool.jsonl/.json/.parquet; add one or name a file")
-    return {s: read_records(f, data.field) for s, f in found.items() if f}
-
-
-def split_sources(params: Params) -> tuple[dict[str, list[dict]], list[Problem]]:
-    """Normalised samples of the warmup, pool and eval splits (files of the source, or carved from
-    the pool), and every problem found on the way: malformed records and ids repeated across splits."""
-    data, problems, splits = params.data, [], {}
-    raw = load_source(data, source_path(params))
+        found = {"pool": partial(_hub_records, ds, source, data.split)}
+    else:
+        path = Path(source) if synthetic else sources.local(source, str(DATA), "data.source")
+        files = {"pool": path} if path.is_file() else {s: find_split_file(path, s) for s in SPLITS}
+        if files["pool"] is None:
+            raise DataError(f"{path}: directory has no pool.jsonl/.json/.parquet; add one or name a file")
+        found = {s: partial(iter_records, f, data.field) for s, f in files.items() if f}
     for name in ("eval", "warmup"):
         spec = getattr(data, name)
-        if name not in raw and isinstance(spec, str):
-            raw[name] = read_records(sources.local(spec, str(DATA), f"data.{name}"), data.field)
-    for name, (raws, bad) in raw.items():
-        splits[name], found = normalise(raws, data)
-        problems += bad + found
-    for name in ("eval", "warmup"):
-        if name not in splits:
-            try:
-                splits[name], splits["pool"] = _carve(splits["pool"], getattr(data, name), name, data.seed)
-            except DataError:  # too few good records: the bad ones are the news
-                check(problems, data.on_error, f"data.source '{data.source}'")
-                raise
-    problems += duplicates([s for name in SPLITS for s in splits.get(name, [])])
-    return splits, problems
+        if name not in found and isinstance(spec, str):
+            found[name] = partial(iter_records, sources.local(spec, str(DATA), f"data.{name}"), data.field)
+    return {s: found[s] for s in SPLITS if s in found}
 
 
-def drop(samples: list[dict], problems: list[Problem]) -> list[dict]:
-    """``samples`` without those a problem names (by where, and by id for repeats)."""
-    bad = {p.where for p in problems}
-    return [s for s in samples if s["where"] not in bad]
+@dataclass
+class Scan:
+    """The first pass: per source split, its good samples' ids in order, and every problem."""
+
+    ids: dict[str, list[str]] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+
+def scan(records: dict[str, Records], data: DataCfg) -> Scan:
+    out = Scan()
+    for name, read in records.items():
+        ids = out.ids[name] = []
+        for got in tqdm(read(), desc=f"check {name}", unit="record", mininterval=2):
+            got = got if isinstance(got, Problem) else to_sample(got, data)
+            if isinstance(got, Problem):
+                out.problems.append(got)
+            else:
+                ids.append(got["id"])
+    return out
+
+
+def carve(n: int, data: DataCfg, carved: list[str]) -> np.ndarray:
+    """The split (an index into SPLITS) of each of the pool's ``n`` good samples: the ``carved`` splits
+    (eval, then warm-up) drawn at random off the pool, each by count (int) or share (float)."""
+    label, rest = np.full(n, SPLITS.index("pool"), np.int8), np.arange(n)
+    for name in carved:
+        spec = getattr(data, name)
+        k = spec if isinstance(spec, int) else int(round(float(spec) * len(rest)))
+        if not 0 < k < len(rest):
+            raise DataError(f"data.{name} = {spec!r} leaves no samples on one side of {len(rest)}; change data.{name}")
+        order = list(range(len(rest)))
+        random.Random(f"{name}-{data.seed}").shuffle(order)
+        chosen = np.zeros(len(rest), bool)
+        chosen[order[:k]] = True
+        label[rest[chosen]] = SPLITS.index(name)
+        rest = rest[~chosen]
+    return label
+
+
+@dataclass
+class Plan:
+    """Where each good sample goes: ``route[source][i]`` is its split (index into SPLITS), -1 to drop."""
+
+    route: dict[str, np.ndarray]
+    problems: list[Problem]
+
+
+def plan(records: dict[str, Records], data: DataCfg) -> Plan:
+    """Check every record, carve the missing splits off the pool, and drop every repeat of an id
+    (in the order warm-up, pool, eval)."""
+    found = scan(records, data)
+    carved = [s for s in ("eval", "warmup") if s not in records]
+    try:
+        route = {s: np.full(len(ids), SPLITS.index(s), np.int8) for s, ids in found.ids.items()}
+        route["pool"] = carve(len(found.ids["pool"]), data, carved)
+    except DataError:  # too few good records: the bad ones are the news
+        check(found.problems, data.on_error, f"data.source '{data.source}'")
+        raise
+    repeats = _repeats(found.ids, route)
+    for source, i in repeats:
+        route[source][i] = -1
+    problems = found.problems + (_repeat_problems(records, data, found.ids, route, repeats) if repeats else [])
+    return Plan(route, problems)
+
+
+def _logical_order(route: dict[str, np.ndarray], only: dict[str, np.ndarray]) -> Iterator[tuple[str, int]]:
+    """(source, position) of the samples ``only`` marks, in the order warm-up, pool, eval."""
+    for split in range(len(SPLITS)):
+        for source, r in route.items():
+            yield from ((source, int(i)) for i in np.flatnonzero((r == split) & only[source]))
+
+
+def _repeats(ids: dict[str, list[str]], route: dict[str, np.ndarray]) -> list[tuple[str, int]]:
+    """(source, position) of every sample whose id an earlier one has, in the order warm-up, pool, eval.
+    Only ids whose hash repeats are compared as strings: 8 bytes a sample, not a dict of every id."""
+    hashes = {s: np.fromiter((hash(x) for x in v), np.int64, len(v)) for s, v in ids.items()}
+    values, counts = np.unique(np.concatenate(list(hashes.values())), return_counts=True)
+    suspects = values[counts > 1]
+    if not len(suspects):
+        return []
+    seen, out = set(), []
+    for source, i in _logical_order(route, {s: np.isin(h, suspects) for s, h in hashes.items()}):
+        x = ids[source][i]
+        (out.append((source, i)) if x in seen else seen.add(x))
+    return out
+
+
+def _repeat_problems(records, data, ids, route, repeats) -> list[Problem]:
+    """The problems of repeated ids, with both places named: one more read, only when there are repeats."""
+    wanted = {ids[s][i] for s, i in repeats}
+    where: dict[str, dict[int, str]] = {s: {} for s in records}
+    for s, read in records.items():
+        good = 0
+        for got in read():
+            got = got if isinstance(got, Problem) else to_sample(got, data)
+            if not isinstance(got, Problem):
+                if got["id"] in wanted:
+                    where[s][good] = got["where"]
+                good += 1
+    firsts = _logical_order(route, {s: np.array([x in wanted for x in v], bool) for s, v in ids.items()})
+    return duplicates([{"id": ids[s][i], "where": where[s][i]} for s, i in [*firsts, *repeats]])
+
+
+class Rendered:
+    """Samples rendered and labelled into the prepared columns, taken out as a table a batch at a time,
+    with the counts the stats report."""
+
+    def __init__(self, tok, max_len: int):
+        self.tok, self.max_len = tok, max_len
+        self.rows: dict[str, list] = {k: [] for k in SCHEMA.names}
+        self.stats = {"samples": 0, "truncated": 0, "dropped_no_response": 0, "response_tokens": 0}
+
+    def add(self, s: dict) -> Problem | None:
+        """Render one sample; the problem if its template cannot render it."""
+        self.stats["samples"] += 1
+        try:
+            ids, labels, kinds, cut = render(self.tok, s["messages"], self.max_len, s["meta"].get("spans"))
+        except DataError as err:
+            return Problem(s["where"], str(err), s["id"])
+        self.stats["truncated"] += cut
+        response = int((labels != C.IGNORE).sum())
+        if not response:
+            self.stats["dropped_no_response"] += 1
+            return None
+        self.stats["response_tokens"] += response
+        for k, v in ((C.SAMPLE_ID, s["id"]), (C.INPUT_IDS, ids), (C.LABELS, labels), (C.KINDS, kinds),
+                     (C.ANSWER, s["meta"].get("answer")), (C.PROMPT, json.dumps(s["messages"][:-1]))):
+            self.rows[k].append(v)
+        return None
+
+    def __len__(self) -> int:
+        return len(self.rows[C.SAMPLE_ID])
+
+    def take(self) -> pa.Table:
+        """The rows rendered since the last take."""
+        cols = {k: (_ragged(v, SCHEMA.field(k).type) if k in (C.INPUT_IDS, C.LABELS, C.KINDS) else v)
+                for k, v in self.rows.items()}
+        self.rows = {k: [] for k in SCHEMA.names}
+        return pa.table(cols, schema=SCHEMA)
+
+
+def _ragged(arrays: list[np.ndarray], kind: pa.ListType) -> pa.ListArray:
+    offsets = np.zeros(len(arrays) + 1, np.int32)
+    np.cumsum([len(a) for a in arrays], out=offsets[1:])
+    flat = np.concatenate(arrays) if arrays else np.zeros(0)
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, kind.value_type))
 
 
 def to_table(tok, samples: list[dict], max_len: int) -> tuple[pa.Table, dict, list[Problem]]:
-    """Render and label ``samples``: the prepared table, counts of truncated and dropped samples,
-    and a problem for each sample the template cannot render."""
-    rows, problems = {k: [] for k in SCHEMA.names}, []
-    truncated = empty = 0
-    for s in tqdm(samples, desc="render", unit="sample", mininterval=2):
-        try:
-            ids, labels, kinds, cut = render(tok, s["messages"], max_len, s["meta"].get("spans"))
-        except DataError as err:
-            problems.append(Problem(s["where"], str(err), s["id"]))
-            continue
-        truncated += cut
-        if (labels == C.IGNORE).all():
-            empty += 1
-            continue
-        for k, v in ((C.SAMPLE_ID, s["id"]), (C.INPUT_IDS, ids), (C.LABELS, labels), (C.KINDS, kinds),
-                     (C.ANSWER, s["meta"].get("answer")), (C.PROMPT, json.dumps(s["messages"][:-1]))):
-            rows[k].append(v)
-    table = pa.table({k: [v.tolist() if hasattr(v, "tolist") else v for v in vals] for k, vals in rows.items()},
-                     schema=SCHEMA)
-    return table, {"samples": len(samples), "truncated": truncated, "dropped_no_response": empty}, problems
+    """Render and label ``samples`` in memory (a round's few files): the table, its stats, and a
+    problem for each sample the template cannot render."""
+    out = Rendered(tok, max_len)
+    problems = [p for p in map(out.add, samples) if p is not None]
+    return out.take(), out.stats, problems
+
+
+def write_splits(records: dict[str, Records], route: Plan, params: Params, tok, paths: dict[str, Path],
+                 meta: dict, keep_eval: bool = False) -> tuple[dict, list[Problem], list[dict]]:
+    """The second pass: render every routed sample into its split's table, a batch at a time.
+    Returns (stats per split, render problems, the eval samples if ``keep_eval``). The tables land
+    only if the whole pass succeeds and no problem stops it (``data.on_error``)."""
+    data, problems, kept_eval = params.data, [], []
+    out = {s: Rendered(tok, data.max_seq_len) for s in paths}
+    with ExitStack() as stack:
+        writers = {s: stack.enter_context(TableWriter(paths[s], SCHEMA, meta)) for s in paths}
+        for source, read in records.items():
+            where_to, good = route.route[source], 0
+            for got in tqdm(read(), desc=f"render {source}", unit="record", mininterval=2):
+                sample = got if isinstance(got, Problem) else to_sample(got, data)
+                if isinstance(sample, Problem):
+                    continue
+                split, good = int(where_to[good]), good + 1
+                if split < 0:
+                    continue
+                name = SPLITS[split]
+                problems += [p] if (p := out[name].add(sample)) else []
+                kept_eval += [sample] if keep_eval and name == "eval" else []
+                if len(out[name]) >= BATCH:
+                    writers[name].write(out[name].take())
+        for name, rendered in out.items():
+            writers[name].write(rendered.take())
+        skipped = check(route.problems + problems, data.on_error, f"data.source '{data.source}'")
+        for name, writer in writers.items():
+            if writer.rows == 0:
+                raise DataError(f"split '{name}' has no sample with a response token after truncation; "
+                                "raise data.max_seq_len")
+    return {s: r.stats for s, r in out.items()}, skipped, kept_eval
 
 
 def is_prepared(path: Path) -> bool:
@@ -141,12 +298,9 @@ def sft_files(source: Path) -> list[Path]:
     return files
 
 
-def round_table(params: Params, source: Path, tok) -> tuple[pa.Table, dict]:
-    """(table, stats) of a round's data in the prepared layout: a prepared table as it is, or SFT
-    files read, checked and rendered exactly like the prepare stage does."""
-    if is_prepared(source):
-        table = read_table(source)
-        return table, {"samples": table.num_rows, "source": "prepared"}
+def sft_table(params: Params, source: Path, tok) -> tuple[pa.Table, dict]:
+    """(table, stats) of a round's SFT files (new data, a few files: in memory) in the prepared layout,
+    read, checked and rendered exactly like the prepare stage does."""
     raws, problems = [], []
     for f in sft_files(source):
         got, bad = read_records(f, params.data.field)
@@ -154,7 +308,8 @@ def round_table(params: Params, source: Path, tok) -> tuple[pa.Table, dict]:
         problems += bad
     samples, bad = normalise(raws, params.data)
     problems += bad + duplicates(samples)
-    table, stats, bad = to_table(tok, drop(samples, problems), params.data.max_seq_len)
+    repeated = {p.where for p in problems}
+    table, stats, bad = to_table(tok, [s for s in samples if s["where"] not in repeated], params.data.max_seq_len)
     skipped = check(problems + bad, params.data.on_error, str(source))
     if table.num_rows == 0:
         raise DataError(f"{source}: no sample with a response token after truncation; raise data.max_seq_len")

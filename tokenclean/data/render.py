@@ -37,9 +37,13 @@ def template_of(tokenizer) -> str:
 
 
 def render_text(tokenizer, messages, add_generation_prompt: bool = False) -> str:
-    return tokenizer.apply_chat_template(
-        messages, chat_template=template_of(tokenizer), tokenize=False, add_generation_prompt=add_generation_prompt
-    )
+    from jinja2 import TemplateError
+
+    try:
+        return tokenizer.apply_chat_template(messages, chat_template=template_of(tokenizer), tokenize=False,
+                                             add_generation_prompt=add_generation_prompt)
+    except TemplateError as e:  # a template's own refusal (raise_exception) or a template bug
+        raise DataError(f"the chat template cannot render this conversation: {e}") from None
 
 
 def assistant_spans(tokenizer, messages) -> tuple[str, list[tuple[int, int, int]]]:

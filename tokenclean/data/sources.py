@@ -14,9 +14,12 @@ cache is used, so an offline run fails in about a second, not after half a minut
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 from pathlib import Path
 
 from tokenclean.errors import DataError
+from tokenclean.layout import MODELS
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,26 @@ def local(source: str, folder: str, what: str) -> Path:
         raise DataError(f"{what} '{source}' is outside {folder}/, so DVC would not notice when it changes; link it "
                         f"in and point {what} at the link:\n  {link}\n  then set {what}: {folder}/{name}")
     return path
+
+
+def link_in(source: str, folder: str) -> Path:
+    """``source`` inside ``folder``: as it is when it is there, else linked in the way DVC tracks (a file
+    link, or a folder as a tree of file links: DVC does not look into links to folders)."""
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise DataError(f"'{source}' does not exist; fix the path")
+    if not path.is_absolute() and path.parts[:1] == (folder,) and ".." not in path.parts:
+        return path
+    link = Path(folder) / path.name
+    if link.exists() or link.is_symlink():
+        raise DataError(f"{link} exists already; remove it, or name it instead of '{source}'")
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        shutil.copytree(path.resolve(), link, copy_function=lambda src, dst: os.symlink(src, dst))
+    else:
+        link.symlink_to(path.resolve())
+    log.info("linked %s -> %s (DVC tracks the content through the link)", link, path.resolve())
+    return link
 
 
 def hub_reachable(kind: str, name: str, revision: str | None) -> bool:
@@ -92,3 +115,17 @@ def hub_dataset(name: str, split: str, revision: str | None):
         where = "" if online else " (the hub is not reachable and it is not in the local cache)"
         raise DataError(f"cannot load hub dataset '{name}' split '{split}'{where}: {type(e).__name__}: "
                         f"{str(e).splitlines()[0] if str(e) else ''}") from None
+
+
+def model_source(model) -> dict:
+    """What out/base/source.json records of ``model`` (the params' model section): a local directory
+    under models/ with its content hash (so an edit to the weights changes every stage after base), or
+    a hub id with the revision it resolved to (the model is pinned: set model.revision to that commit)."""
+    from tokenclean.io import file_hash
+
+    name, revision = model.base, model.revision
+    if is_path(name):
+        path = local(name, str(MODELS), "model.base")
+        return {"name_or_path": str(path), "sha256": file_hash(path), "chat_template": model.chat_template}
+    resolved = hub_model_revision(name, revision)
+    return {"name_or_path": name, "revision": revision, "resolved": resolved, "chat_template": model.chat_template}

@@ -55,29 +55,38 @@ def task_manager(task_dir: str | Path, names: list[str]):
     return TaskManager(include_path=str(task_dir) if task_dir.is_dir() else None)
 
 
+def _local_files(tm, name: str) -> list[str]:
+    """The local data files of a project task (none for a built-in one)."""
+    entry = tm.task_index.get(name)
+    files = (((entry.cfg or {}) if entry is not None else {}).get("dataset_kwargs") or {}).get("data_files") or {}
+    return [p for f in (files.values() if isinstance(files, dict) else [files])
+            for p in ([f] if isinstance(f, str) else f)]
+
+
 def _check_local_files(tm, name: str) -> None:
     """A project task's data files must exist; datasets would otherwise report a hub lookup."""
     entry = tm.task_index.get(name)
-    cfg = (entry.cfg or {}) if entry is not None else {}
-    files = (cfg.get("dataset_kwargs") or {}).get("data_files") or {}
-    for f in files.values() if isinstance(files, dict) else [files]:
-        for path in [f] if isinstance(f, str) else f:
-            if not Path(path).exists():
-                written_by = (cfg.get("metadata") or {}).get("written_by", "the stage that writes it")
-                raise TaskDataMissing(
-                    f"lm-eval task '{name}' ({entry.yaml_path}) reads {path}, which does not exist: it is written by "
-                    f"{written_by}; run that first (dvc repro), or remove '{name}' from evaluate.lm_eval.tasks"
-                )
+    for path in _local_files(tm, name):
+        if not Path(path).exists():
+            written_by = ((entry.cfg or {}).get("metadata") or {}).get("written_by", "the stage that writes it")
+            raise TaskDataMissing(
+                f"lm-eval task '{name}' ({entry.yaml_path}) reads {path}, which does not exist: it is written by "
+                f"{written_by}; run that first (dvc repro), or remove '{name}' from evaluate.lm_eval.tasks"
+            )
 
 
-def build_task(tm, name: str, num_fewshot: int | None) -> list:
-    """The task, group or tag ``name`` ready to run, its few-shot count set on every leaf task."""
+def _resolve(tm, name: str) -> None:
     if name not in tm.task_index:
         close = difflib.get_close_matches(name, tm.all_tasks, n=3)
         where = (f"the task folder {tm.include_path} and " if tm.include_path
                  else "no task folder (evaluate.lm_eval.task_dir does not exist), only ")
         raise ValueError(f"unknown lm-eval task '{name}' in evaluate.lm_eval.tasks: searched {where}lm-eval's built-in "
                          "tasks" + (f"; did you mean {close}?" if close else ""))
+
+
+def build_task(tm, name: str, num_fewshot: int | None) -> list:
+    """The task, group or tag ``name`` ready to run, its few-shot count set on every leaf task."""
+    _resolve(tm, name)
     _check_local_files(tm, name)
     try:
         loaded = tm.load([name])
@@ -134,16 +143,21 @@ def summary(results: dict) -> dict:
     return {k: _json_safe(results[k]) for k in keep if k in results}
 
 
-def load_tasks(cfg) -> tuple:
+def load_tasks(cfg, pending: Path | None = None) -> tuple:
     """The task manager and the built tasks of ``cfg`` (an :class:`~tokenclean.config.LmEvalCfg`).
 
     Every task is tried before failing, so one message lists all that are missing and one
-    command fetches them all; the evaluate stage calls this first, before any model work.
+    command fetches them all; the evaluate stage calls this first, before any model work. A task
+    whose local data a later stage writes under ``pending`` is only resolved, not built (the check stage).
     """
     tm = task_manager(cfg.task_dir, cfg.tasks)
     tasks, missing, from_hub = [], [], []
     for name in cfg.tasks:
         try:
+            later = pending is not None and any(Path(p).is_relative_to(pending) for p in _local_files(tm, name))
+            if later:
+                _resolve(tm, name)
+                continue
             tasks += build_task(tm, name, cfg.num_fewshot.get(name))
         except TaskDataMissing as err:
             missing.append(f"- {err}")

@@ -9,15 +9,16 @@ gives rows a ``transformers`` ``DataCollatorForSeq2Seq`` pads as they are (docs/
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
 from tokenclean import columns as C
-from tokenclean.data.rows import load_rows
-from tokenclean.io import atomic_path, write_table
-from tokenclean.method.masks import masked_labels
+from tokenclean.data.rows import aligned, check_made_from, iter_rows
+from tokenclean.io import TableWriter, atomic_path, num_rows
+from tokenclean.method.align import apply_keep
 
 ATTENTION_MASK, TEXT = "attention_mask", "text"
 OPEN, CLOSE = "[[", "]]"  # around each kept span in the text column
@@ -37,24 +38,45 @@ def marked_text(tok, ids: np.ndarray, labels: np.ndarray) -> str:
     return "".join(parts)
 
 
+def cleaned_batches(data: Path, keep: Path, tok) -> Iterator[pa.Table]:
+    """The rows of ``data`` with the mask ``keep`` applied to their labels, a read batch at a time."""
+    stale = f"{keep} was not made from {data}; rerun score and select on these data (dvc repro)"
+    check_made_from(keep, data, stale)
+    for rows, mask in zip(iter_rows(data), iter_rows(keep, (C.SAMPLE_ID, C.KEEP)), strict=True):
+        aligned(rows, mask, stale)
+        inputs, labels = rows[C.INPUT_IDS], [apply_keep(y, k) for y, k in zip(rows[C.LABELS], mask[C.KEEP])]
+        yield pa.table({
+            C.SAMPLE_ID: rows[C.SAMPLE_ID],
+            C.INPUT_IDS: _ragged(inputs, pa.int32()),
+            ATTENTION_MASK: _ragged([np.ones(len(x), np.int8) for x in inputs], pa.int8()),
+            C.LABELS: _ragged(labels, pa.int32()),
+            TEXT: [marked_text(tok, x, y) for x, y in zip(inputs, labels)],
+        }, schema=SCHEMA)
+
+
+def _ragged(arrays: list[np.ndarray], kind: pa.DataType) -> pa.ListArray:
+    offsets = np.zeros(len(arrays) + 1, np.int32)
+    np.cumsum([len(a) for a in arrays], out=offsets[1:])
+    flat = np.concatenate(arrays) if arrays else np.zeros(0)
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, kind))
+
+
 def cleaned_table(data: Path, keep: Path, tok) -> pa.Table:
-    """One row per sample of ``data`` with the mask ``keep`` applied to its labels."""
-    ids = load_rows(data, (C.SAMPLE_ID,))[C.SAMPLE_ID]
-    inputs, labels = masked_labels(data, keep)
-    return pa.table({
-        C.SAMPLE_ID: ids,
-        C.INPUT_IDS: [x.tolist() for x in inputs],
-        ATTENTION_MASK: [[1] * len(x) for x in inputs],
-        C.LABELS: [y.tolist() for y in labels],
-        TEXT: [marked_text(tok, x, y) for x, y in zip(inputs, labels)],
-    }, schema=SCHEMA)
+    """All of :func:`cleaned_batches` as one table (small data; the export stage streams)."""
+    return pa.concat_tables(cleaned_batches(data, keep, tok)) if num_rows(data) else SCHEMA.empty_table()
 
 
-def write_export(table: pa.Table, path: Path, meta: dict) -> None:
-    """Parquet (``.parquet``) or JSON Lines (``.jsonl``), by the path's suffix."""
+def write_export(batches: Iterable[pa.Table], path: Path, meta: dict) -> int:
+    """Parquet (``.parquet``) or JSON Lines (``.jsonl``), by the path's suffix, a batch at a time; the row count."""
     if path.suffix == ".parquet":
-        write_table(table, path, meta)
-        return
+        with TableWriter(path, SCHEMA, meta) as out:
+            for batch in batches:
+                out.write(batch)
+        return out.rows
+    rows = 0
     with atomic_path(path) as tmp, open(tmp, "w") as f:
-        for row in table.to_pylist():
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        for batch in batches:
+            for row in batch.to_pylist():
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            rows += batch.num_rows
+    return rows

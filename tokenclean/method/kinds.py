@@ -37,3 +37,26 @@ def kind_metrics(scores: np.ndarray, keep: np.ndarray, kinds: np.ndarray) -> dic
             dist[name] = {"tokens": int(len(s)), "mean": float(s.mean()),
                           "p10": float(q[0]), "p50": float(q[1]), "p90": float(q[2])}
     return out, dist
+
+
+class GroundTruth:
+    """Scores, keep and kinds of a selection, gathered batch by batch while every token has a kind
+    (the synthetic data); the first token without one (a user's data: kind -1) ends the gathering,
+    so a large pool of real data is never held."""
+
+    def __init__(self):
+        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None = []
+
+    def add(self, scores: np.ndarray, keep: np.ndarray, kinds_per_sample: list[np.ndarray]) -> None:
+        if self.parts is None:
+            return
+        kinds = np.concatenate(kinds_per_sample) if kinds_per_sample else np.zeros(0, np.int8)
+        self.parts = [*self.parts, (scores, keep, kinds)] if (kinds >= 0).all() else None
+
+    @property
+    def known(self) -> bool:
+        return bool(self.parts)
+
+    def metrics(self) -> tuple[dict, dict]:
+        """:func:`kind_metrics` over everything gathered."""
+        return kind_metrics(*(np.concatenate(col) for col in zip(*self.parts)))

@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 
 from tokenclean import columns as C
 from tokenclean.data.rows import check_made_from, load_rows
 from tokenclean.method.align import apply_keep
 
+KEEP_SCHEMA = pa.schema([(C.SAMPLE_ID, pa.string()), (C.KEEP, pa.list_(pa.bool_()))])
+
 
 def keep_table(sample_ids: list, keep_per_sample: list) -> pa.Table:
-    return pa.table({C.SAMPLE_ID: sample_ids,
-                     C.KEEP: pa.array([k.tolist() for k in keep_per_sample], pa.list_(pa.bool_()))})
+    offsets = np.zeros(len(keep_per_sample) + 1, np.int32)
+    np.cumsum([len(k) for k in keep_per_sample], out=offsets[1:])
+    flat = np.concatenate(keep_per_sample) if keep_per_sample else np.zeros(0, bool)
+    return pa.table({C.SAMPLE_ID: pa.array(sample_ids, pa.string()),
+                     C.KEEP: pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, pa.bool_()))},
+                    schema=KEEP_SCHEMA)
 
 
 def masked_labels(data, keep_path) -> tuple[list, list]:
     """Rows of ``data`` with the keep mask applied; refuses a mask made from other data."""
+    check_made_from(keep_path, data, "rerun score and select on these data (dvc repro)")
     rows, keep = load_rows(data), load_rows(keep_path, (C.SAMPLE_ID, C.KEEP))
-    check_made_from(keep_path, data, rows, "rerun score and select on these data (dvc repro)")
     if rows[C.SAMPLE_ID] != keep[C.SAMPLE_ID]:
         raise ValueError(f"{keep_path} was not made from {data} (sample ids differ); rerun score and select")
     return rows[C.INPUT_IDS], [apply_keep(y, k) for y, k in zip(rows[C.LABELS], keep[C.KEEP])]

@@ -102,10 +102,12 @@ def _score_batches(model, batches, ids_list, labels_list, pad_id, chunk, kernels
 
 @torch.inference_mode()
 def score_dataset(model, ids_list, labels_list, pad_id: int, batch_tokens: int, chunk: int, desc="NLL",
-                  kernels: str = "torch", shards: Shards | None = None, sample_ids: list | None = None):
+                  kernels: str = "torch", shards: Shards | None = None, sample_ids: list | None = None,
+                  window: int = 0):
     """Per-sample float32 arrays of response-token NLL, in the input's sample order.
 
-    With ``shards``, finished shards are saved as they complete and reused by a rerun.
+    With ``shards``, finished shards are saved as they complete and reused by a rerun (``window``:
+    which window of a streamed pool these rows are, part of the shards' names).
     A non-finite loss names its sample (``sample_ids``, else the row).
     """
     model.eval()
@@ -118,7 +120,7 @@ def score_dataset(model, ids_list, labels_list, pad_id: int, batch_tokens: int, 
     with K.rope(model, kernels), distributed.progress(total=len(batches), desc=desc, unit="batch",
                                                       mininterval=2) as bar:
         for i, group in enumerate(plan):
-            name = f"{desc.replace(' ', '_')}-{distributed.rank()}of{distributed.world_size()}-{i:05d}"
+            name = f"{desc.replace(' ', '_')}-w{window:05d}-{distributed.rank()}of{distributed.world_size()}-{i:05d}"
             done = shards.load(name)
             if done is None:
                 shards.save(name, done := _score_batches(model, group, ids_list, labels_list, pad_id, chunk,
@@ -144,14 +146,15 @@ def check_finite(losses: list[np.ndarray], sample_ids: list | None = None) -> No
 
 
 def score_base_and_reference(model, ids_list, labels_list, pad_id: int, batch_tokens: int, chunk: int,
-                             kernels: str = "torch", shards: Shards | None = None, sample_ids: list | None = None):
+                             kernels: str = "torch", shards: Shards | None = None, sample_ids: list | None = None,
+                             window: int = 0):
     """(base NLL, reference NLL) from one model holding the reference as a LoRA adapter.
 
     The reference pass runs with the adapter, the base pass with it disabled: one model in
     memory, loaded once, for both.
     """
     args = (ids_list, labels_list, pad_id, batch_tokens, chunk)
-    extra = dict(kernels=kernels, shards=shards, sample_ids=sample_ids)
+    extra = dict(kernels=kernels, shards=shards, sample_ids=sample_ids, window=window)
     ref = score_dataset(model, *args, desc="reference NLL", **extra)
     with model.disable_adapter():
         base = score_dataset(model, *args, desc="base NLL", **extra)

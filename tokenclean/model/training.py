@@ -84,10 +84,18 @@ def plan_steps(lengths, cfg, seed: int) -> list[list[list[int]]]:
     return [order[i : i + cfg.grad_accum] for i in range(0, n_micro, cfg.grad_accum)]
 
 
-def lr_lambda(total: int, warmup_ratio: float):
+def lr_lambda(total: int, warmup_ratio: float, schedule: str = "linear"):
+    """The learning-rate factor of step ``s``: a linear warm-up over ``warmup_ratio`` of the ``total``
+    steps, then a linear or cosine decay that reaches 0 after the last step."""
     warm = max(1, int(total * warmup_ratio))
-    return lambda s: ((s + 1) / warm if s < warm
-                      else max(0.0, 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, total - warm)))))
+
+    def factor(s: int) -> float:
+        if s < warm:
+            return (s + 1) / warm
+        done = (s - warm) / max(1, total - warm)
+        return max(0.0, 1 - done if schedule == "linear" else 0.5 * (1 + math.cos(math.pi * done)))
+
+    return factor
 
 
 def _sync_grads(params: list[torch.Tensor], loss: float) -> float:
@@ -126,7 +134,7 @@ def train(model, ids_list, labels_list, cfg, pad_id: int, seed: int, desc: str =
     kept = [int((np.asarray(labels_list[r]) != IGNORE).sum()) for r in rows]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = plan_steps([len(ids_list[r]) for r in rows], cfg, seed)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(len(steps), cfg.warmup_ratio))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(len(steps), cfg.warmup_ratio, cfg.schedule))
     state = state or TrainState(None, 0)
     done, losses = state.restore(model, opt, sched)
     model.train()
