@@ -15,10 +15,12 @@ import argparse
 import os
 from pathlib import Path
 
+from tokenclean.cli import described
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("check", help="check model, data and evaluation tasks before any training",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=described(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file (default: params.yaml)")
     p.add_argument("--repo", type=Path, default=Path("."), help="the project's root (default: here)")
     p.set_defaults(func=run)

@@ -21,6 +21,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tokenclean.cli import described
+
 # The comparison's modules are imported by the commands that use them, not here: `--help` stays fast.
 if TYPE_CHECKING:
     from tokenclean.evaluation.comparison import Run
@@ -182,7 +184,7 @@ def command(args) -> int:
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("compare", help="methods by tasks from DVC experiments (mean ± std over seeds)",
-                              description=__doc__.replace("``", "`"),
+                              description=described(__doc__),
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("experiments", nargs="*", help="experiment names or revisions (default: every finished experiment)")
     p.add_argument("--repo", default=".", help="repository root (default: .)")

@@ -14,10 +14,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tokenclean.cli import described
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("export", help="write a round's cleaned data (Parquet or JSONL) for any trainer",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=described(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--round", help="round to export (default: fixed, else the last round)")
     p.add_argument("--format", choices=("parquet", "jsonl"), default="parquet")
     p.add_argument("--out", type=Path, help="output file (default: <round>.cleaned.<format> here)")

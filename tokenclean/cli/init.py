@@ -20,6 +20,8 @@ import argparse
 import shutil
 from pathlib import Path
 
+from tokenclean.cli import described
+
 HEADER = """\
 # Written by `tokenclean init` for your model and data. Every key is validated (tokenclean/config.py) and
 # explained in docs/pipeline.md; `python -m tokenclean.params_file` prints the effective params.
@@ -28,7 +30,7 @@ HEADER = """\
 
 def add_parser(sub) -> None:
     p = sub.add_parser("init", help="set up params.yaml for your model and data, check them, estimate the run",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=described(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="a local model folder or a hub id")
     p.add_argument("--data", required=True, help="a .jsonl/.json/.parquet file or a folder of them")
     p.add_argument("--format", default="auto", help="auto | messages | sharegpt | prompt_completion | alpaca")
@@ -101,7 +103,11 @@ def report(params) -> None:
     tokens = {s: int(counts[s] * mean_tokens(tok, samples.get(s, []), params.data.max_seq_len)) for s in SPLITS}
     e = estimate(params, n_params, tokens)
     print(f"estimate: {sum(tokens.values()):,} tokens ({', '.join(f'{s} {n:,}' for s, n in tokens.items())}), "
-          f"{n_params / 1e6:,.0f}M parameters, {sum(e['flops'].values()):.2e} FLOPs over {len(params.rounds)} rounds")
-    print(f"          about {e['hours_this_cpu']:.1f} h on this CPU ({e['cpu_matmul_flops'] / 1e9:.0f} GFLOP/s float32 "
-          f"matmul), about {e['hours_gpu'] * 60:.1f} min on {e['gpu']}: a back-of-envelope figure "
+          f"{n_params / 1e6:,.1f}M parameters, {sum(e['flops'].values()):.2e} FLOPs over {len(params.rounds)} rounds")
+    print(f"          about {duration(e['hours_this_cpu'])} on this CPU ({e['cpu_matmul_flops'] / 1e9:.0f} GFLOP/s "
+          f"float32 matmul), about {duration(e['hours_gpu'])} on {e['gpu']}: a back-of-envelope figure "
           "(tokenclean/estimate.py says how)")
+
+
+def duration(hours: float) -> str:
+    return f"{hours:,.1f} h" if hours >= 1 else f"{hours * 60:.1f} min" if hours * 60 >= 0.1 else "under 10 s"
