@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 
+from tokenclean.audit.difficulty import kept_by_difficulty
 from tokenclean.audit.markdown import markdown_table
 from tokenclean.config import Params
 from tokenclean.io import atomic_path, read_json, write_json
@@ -13,7 +14,8 @@ from tokenclean.layout import SUMMARY, round_paths
 from tokenclean.stage import log, stage_main
 
 COLUMNS = ("round", "name", "reference", "start", "samples", "tokens", "tokens_kept", "kept_share", "answer_kept",
-           "boilerplate_dropped", "noise_dropped", "score_auc", "train_loss", "eval_loss", "accuracy")
+           "boilerplate_dropped", "noise_dropped", "score_auc", "zero_kept_share", "kept_q1", "kept_q2", "kept_q3",
+           "kept_q4", "train_loss", "eval_loss", "accuracy")
 
 
 def round_row(index: int, name: str, reference: str, start: str) -> dict:
@@ -22,7 +24,7 @@ def round_row(index: int, name: str, reference: str, start: str) -> dict:
     train = read_json(p.model / "meta.json")["train"]
     row = {"round": index, "name": name, "reference": reference, "start": start, "samples": select["samples"],
            "tokens": select["tokens"], "tokens_kept": select["tokens_kept"], "train_loss": train["final_loss"]}
-    return {**row, **kinds, **read_json(p.evaluate / "metrics.json")}
+    return {**row, **kinds, **kept_by_difficulty(p.scores, p.keep), **read_json(p.evaluate / "metrics.json")}
 
 
 def to_csv(rows: list[dict]) -> str:

@@ -134,3 +134,20 @@ def test_stats_tables_wrap_at_the_width_instead_of_cutting(tmp_path, capsys, mon
     out = capsys.readouterr().out
     assert max(len(line) for line in out.splitlines()) <= 60
     assert "…" not in out, "no cell cut short"
+
+
+def test_kept_share_by_difficulty_quartile_and_samples_left_empty(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tokenclean.audit.difficulty import kept_by_difficulty
+
+    losses = [[1.0, 1.0], [2.0, 2.0], [3.0, 3.0, 3.0], [4.0, 4.0, 4.0, 4.0]]  # one sample per quartile, easy first
+    keep = [[True, False], [False, False], [True, True, True], [True, False, False, False]]
+    ids = ["a", "b", "c", "d"]
+    pq.write_table(pa.table({"sample_id": ids, "loss_base": losses, "scores": losses}), tmp_path / "scores.parquet")
+    pq.write_table(pa.table({"sample_id": ids, "keep": keep}), tmp_path / "keep.parquet")
+    got = kept_by_difficulty(tmp_path / "scores.parquet", tmp_path / "keep.parquet")
+    assert got == {"kept_q1": 0.5, "kept_q2": 0.0, "kept_q3": 1.0, "kept_q4": 0.25, "zero_kept_share": 0.25}
+    pq.write_table(pa.table({"sample_id": ids, "scores": losses}), tmp_path / "zero.parquet")  # scored against base
+    assert kept_by_difficulty(tmp_path / "zero.parquet", tmp_path / "keep.parquet") == {}
