@@ -113,7 +113,7 @@ def test_init_sets_up_your_model_and_data_and_the_pipeline_runs_to_the_end(tmp_p
     assert params.model.base == "models/chat-model" and params.data.source == "data/qa.jsonl"
     assert params.data.answer == "answer" and params.evaluate.answer_marker == "####"
     assert params.data.max_seq_len == 2048 and not params.evaluate.lm_eval.tasks, "the real-model defaults"
-    assert "ok  answers: every record has 'answer'" in out and "estimate: " in out and "h on this CPU" in out
+    assert "ok  answers: every record has 'answer'" in out and "estimate: " in out and " on this CPU (" in out
     assert not (repo / "out/base").exists(), "nothing of the default run is left among the results"
     run_stages(repo, params)
     metrics = read_json(repo / "out/rounds/fixed/evaluate/metrics.json")
