@@ -34,6 +34,7 @@ from pathlib import Path
 os.environ.setdefault("TQDM_DISABLE", "1")  # no progress bars; tqdm reads this when imported
 
 import numpy as np  # noqa: E402
+import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 import torch  # noqa: E402
 
@@ -42,8 +43,11 @@ from bench.workload import Samples, build_model, forward_flops, keep_share, sft_
 from tokenclean.columns import IGNORE  # noqa: E402
 from tokenclean.config import FinetuneCfg  # noqa: E402
 from tokenclean.data.rows import load_rows  # noqa: E402
-from tokenclean.io import TableWriter  # noqa: E402
-from tokenclean.method.scores import SCORES_SCHEMA, ragged_f32  # noqa: E402
+from tokenclean.io import (
+    TableWriter,  # noqa: E402
+    ragged,  # noqa: E402
+)
+from tokenclean.method.scores import SCORES_SCHEMA  # noqa: E402
 from tokenclean.method.scoring import score_base_and_reference, score_dataset  # noqa: E402
 from tokenclean.method.selection import select, split_keep  # noqa: E402
 from tokenclean.model.checkpoint import prepare_finetune  # noqa: E402
@@ -189,8 +193,9 @@ def selection(n_tokens: int, shape: str) -> dict:
         lb, lr = (np.split(rng.exponential(2.0, int(lengths.sum())).astype(np.float32), np.cumsum(lengths)[:-1])
                   for _ in range(2))
         with TableWriter(path, SCORES_SCHEMA, use_dictionary=False) as out:  # as the score stage writes it
-            out.write({"sample_id": [str(i) for i in range(len(lengths))], "loss_base": ragged_f32(lb),
-                       "loss_ref": ragged_f32(lr), "scores": ragged_f32([b - r for b, r in zip(lb, lr)])})
+            out.write({"sample_id": [str(i) for i in range(len(lengths))], "loss_base": ragged(lb, pa.float32()),
+                       "loss_ref": ragged(lr, pa.float32()),
+                       "scores": ragged([b - r for b, r in zip(lb, lr)], pa.float32())})
         meta = pq.ParquetFile(path).metadata
         idx = next(i for i in range(meta.num_columns) if meta.schema.column(i).path.startswith("scores."))
         stored = sum(meta.row_group(g).column(idx).total_compressed_size for g in range(meta.num_row_groups))

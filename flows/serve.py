@@ -4,6 +4,9 @@ With a server configured (``PREFECT_API_URL``, or ``prefect config set PREFECT_A
 this serves there. Otherwise it starts ``prefect server start`` on 127.0.0.1 (SQLite under
 ``PREFECT_HOME``), waits until it answers, serves, and stops the server on exit.
 
+It also serves the repository's reports/ folder over HTTP on 127.0.0.1, so the token audit that
+each run links in its artifacts opens from the Prefect UI (a browser refuses ``file://`` links there).
+
     ./run schedule                      # cron from retrain.cron (or every retrain.interval_s seconds)
     ./run schedule --interval 600       # every 10 minutes instead
 """
@@ -12,9 +15,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
+import http.server
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -22,6 +28,8 @@ from pathlib import Path
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from flows.retrain import retrain
+from flows.token_cleaning import REPORT_URL
+from tokenclean.layout import REPORTS
 from tokenclean.model.distributed import free_port
 from tokenclean.params_file import load_params
 
@@ -57,7 +65,22 @@ def local_server(port: int):
             proc.kill()
 
 
-def serve(repo: Path, interval: float | None = None, port: int | None = None) -> None:
+@contextlib.contextmanager
+def report_server(folder: Path, port: int = 0):
+    """``folder`` served read-only on 127.0.0.1 for as long as the block runs; yields its base URL."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *args: None  # a page view is not worth a log line beside the flow runs
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def serve(repo: Path, interval: float | None = None, port: int | None = None, report_port: int = 0) -> None:
     cfg = load_params(repo / "params.yaml").retrain
     interval = interval or cfg.interval_s
     schedule = {"interval": interval} if interval else {"cron": cfg.cron}
@@ -65,6 +88,9 @@ def serve(repo: Path, interval: float | None = None, port: int | None = None) ->
     with contextlib.ExitStack() as stack:
         url = configured or stack.enter_context(local_server(port or free_port()))
         os.environ["PREFECT_API_URL"] = url  # the runner's flow-run processes inherit it
+        reports = stack.enter_context(report_server((repo / REPORTS).resolve(), report_port))
+        os.environ[REPORT_URL] = reports  # and this: the audit's link artifact points here
+        print(f"token audit served at {reports}tokens.html", flush=True)
         stack.enter_context(temporary_settings({PREFECT_API_URL: url}))
         print(f"serving retrain for {repo} on {schedule} (one run at a time)", flush=True)
         retrain.serve(name="retrain", parameters={"repo": str(repo)}, limit=1, **schedule)
@@ -76,8 +102,9 @@ def main(argv=None) -> None:
     parser.add_argument("--repo", default=".", help="repository root (default: .)")
     parser.add_argument("--interval", type=float, help="seconds between runs (overrides retrain.cron/interval_s)")
     parser.add_argument("--port", type=int, help="port of the local server started when none is configured")
+    parser.add_argument("--report-port", type=int, default=0, help="port serving reports/ (default: a free one)")
     args = parser.parse_args(argv)
-    serve(Path(args.repo).resolve(), args.interval, args.port)
+    serve(Path(args.repo).resolve(), args.interval, args.port, args.report_port)
 
 
 if __name__ == "__main__":

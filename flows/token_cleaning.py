@@ -13,6 +13,7 @@ its metrics and the dvc.lock hashes of its mask and checkpoint.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from pathlib import Path
 
@@ -82,13 +83,23 @@ def publish(report: dict) -> None:
                           description=f"token cleaning, round {report['round']}")
 
 
+REPORT_URL = "TOKENCLEAN_REPORT_URL"  # where reports/ is served (the schedule command sets it)
+
+
+def report_link(root: Path) -> str:
+    """The audit page's address: served over HTTP when ``$TOKENCLEAN_REPORT_URL`` says where, which the
+    Prefect UI can open; else its file:// URL, which a browser opens only when pasted by hand."""
+    served = os.environ.get(REPORT_URL)
+    return f"{served.rstrip('/')}/tokens.html" if served else (root / REPORTS / "tokens.html").as_uri()
+
+
 def publish_audit(root: Path) -> None:
     """The token audit's headline numbers per round, and a link to the HTML page."""
     summary = read_json(root / REPORTS / "tokens.json")
+    link = report_link(root)
     create_table_artifact(summary["rounds"], key="token-audit",
-                          description=f"kept tokens per round; the full audit: {summary['report']}")
-    create_link_artifact((root / REPORTS / "tokens.html").as_uri(), link_text="token audit (HTML)",
-                         key="token-audit-html")
+                          description=f"kept tokens per round; the full audit: {link}")
+    create_link_artifact(link, link_text="token audit (HTML)", key="token-audit-html")
 
 
 @flow(name="token_cleaning")

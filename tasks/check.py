@@ -12,7 +12,7 @@ from tokenclean.stage import log, stage_main
 def run(params: Params, base=BASE) -> None:
     """Write out/check/passed.json: the checks that passed, by name only, so that a change which
     leaves them passing changes no output and re-runs nothing after this stage."""
-    done = preflight(params, base, say=lambda what: log.info("ok: %s", what))
+    done = preflight(params, base, say=lambda what: log.info("ok: %s", what)).done
     write_json({"passed": [what.split(":")[0] for what in done]}, CHECK / "passed.json")
 
 

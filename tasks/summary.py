@@ -1,38 +1,15 @@
 """Stage `summary`: one row per round (data, tokens kept, selection and evaluation
-metrics) as JSON, as CSV for the DVC plot of metric against round, and as a Markdown table."""
+metrics) as JSON, as CSV for the DVC plots of metric against round, and as a Markdown table;
+and every round's training curve in one CSV for the DVC plots of loss against step."""
 
 from __future__ import annotations
 
-import csv
-import io
-
-from tokenclean.audit.difficulty import kept_by_difficulty
 from tokenclean.audit.markdown import markdown_table
+from tokenclean.audit.rounds import COLUMNS, CURVE_COLUMNS, curves, round_row
 from tokenclean.config import Params
-from tokenclean.io import atomic_path, read_json, write_json
-from tokenclean.layout import SUMMARY, round_paths
+from tokenclean.io import atomic_path, write_csv, write_json
+from tokenclean.layout import SUMMARY
 from tokenclean.stage import log, stage_main
-
-COLUMNS = ("round", "name", "reference", "start", "samples", "tokens", "tokens_kept", "kept_share", "answer_kept",
-           "boilerplate_dropped", "noise_dropped", "score_auc", "zero_kept_share", "kept_q1", "kept_q2", "kept_q3",
-           "kept_q4", "train_loss", "eval_loss", "accuracy")
-
-
-def round_row(index: int, name: str, reference: str, start: str) -> dict:
-    p = round_paths(name)
-    select, kinds = read_json(p.select / "summary.json"), read_json(p.select / "metrics.json")
-    train = read_json(p.model / "meta.json")["train"]
-    row = {"round": index, "name": name, "reference": reference, "start": start, "samples": select["samples"],
-           "tokens": select["tokens"], "tokens_kept": select["tokens_kept"], "train_loss": train["final_loss"]}
-    return {**row, **kinds, **kept_by_difficulty(p.scores, p.keep), **read_json(p.evaluate / "metrics.json")}
-
-
-def to_csv(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
 
 
 def to_markdown(rows: list[dict]) -> str:
@@ -42,12 +19,13 @@ def to_markdown(rows: list[dict]) -> str:
 
 
 def run(params: Params, out=SUMMARY) -> None:
-    """Write out/summary/rounds.json, rounds.csv and rounds.md."""
+    """Write out/summary/rounds.json, rounds.csv, rounds.md and curves.csv."""
     rows = [round_row(i, name, r.reference, r.start) for i, (name, r) in enumerate(params.rounds.items())]
     write_json(rows, out / "rounds.json")
-    for name, text in (("rounds.csv", to_csv(rows)), ("rounds.md", to_markdown(rows))):
-        with atomic_path(out / name) as tmp:
-            tmp.write_text(text)
+    write_csv(rows, COLUMNS, out / "rounds.csv")
+    write_csv(curves(list(params.rounds)), CURVE_COLUMNS, out / "curves.csv")
+    with atomic_path(out / "rounds.md") as tmp:
+        tmp.write_text(to_markdown(rows))
     log.info("%d rounds:\n%s", len(rows), to_markdown(rows))
 
 

@@ -16,13 +16,14 @@ from tokenclean.stage import stage_main
 
 
 def run(params: Params, name: str, base=BASE) -> None:
-    """Write out/rounds/<round>/train/model (LoRA adapter or full weights, plus meta.json)."""
+    """Write out/rounds/<round>/train/model (LoRA adapter or full weights, plus meta.json) and
+    train/curve.csv (loss, learning rate, gradient norm and tokens per optimizer step)."""
     paths, r = round_paths(name), params.rounds[name]
     ids, labels = masked_labels(paths.data, paths.keep)
     meta = {"round": name, "reference": r.reference, "start": r.start, "data_sha256": file_hash(paths.data),
             "keep_sha256": file_hash(paths.keep)}  # finetune adds base_sha256 and prev_sha256
     finetune(params, params.round_train(name), ids, labels, base, paths.model, meta, f"train@{name}",
-             start=model_dir(r.start))
+             start=model_dir(r.start), curve=paths.curve)
 
 
 def main(argv=None) -> None:

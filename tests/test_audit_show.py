@@ -72,7 +72,7 @@ def test_show_on_a_real_run_matches_its_artifacts(tiny_run, tiny_tokenizer, caps
     keep = pq.read_table(tiny_run / paths.keep).column(C.KEEP).to_pylist()
     for row in (0, 7, len(r.sample_ids) - 1):
         sid = str(r.sample_ids[row])
-        input_ids, labels = token_data(files, paths, [sid])[sid]
+        input_ids, labels, _ = token_data(files, paths, [sid])[sid]
         rows = sample_rows(r, row, input_ids, labels, TokenText(tiny_tokenizer))
         resp = [t for t in rows if t.response]
         assert "".join(t.text for t in rows) == tiny_tokenizer.decode(input_ids)
@@ -81,3 +81,19 @@ def test_show_on_a_real_run_matches_its_artifacts(tiny_run, tiny_tokenizer, caps
         assert [t.keep for t in resp] == keep[row]
         code, out, _ = run_cli(capsys, "audit", "show", "--repo", str(tiny_run), "--sample", sid, "--plain")
         assert code == 0 and f"{len(resp)} response tokens, {sum(keep[row])} kept" in out.splitlines()[0]
+
+
+def test_a_truncated_sample_ends_with_a_mark(tmp_path, capsys):
+    import pyarrow as pa
+
+    from tokenclean.io import write_table
+
+    run = build_run(tmp_path)
+    data = pq.read_table(run / round_paths("fixed").data)
+    flags = [i == 1 for i in range(data.num_rows)]  # the second sample was cut when prepared
+    write_table(data.append_column(C.TRUNCATED, pa.array(flags)), run / round_paths("fixed").data)
+    ids = data.column(C.SAMPLE_ID).to_pylist()
+    assert [token_data(LocalFiles(run), round_paths("fixed"), [s])[s].truncated for s in ids] == flags
+    for sid, cut in zip(ids, flags):
+        code, out, _ = run_cli(capsys, "audit", "show", "--repo", str(run), "--sample", sid, "--plain")
+        assert code == 0 and ("✂ truncated" in out) == cut

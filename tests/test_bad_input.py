@@ -5,6 +5,7 @@ import re
 import shutil
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -168,6 +169,11 @@ def test_long_samples_are_truncated_and_counted_never_dropped(tmp_path, tiny_run
     assert sum(s["truncated"] for s in stats.values()) == 2
     assert sum(s["samples"] for s in stats.values()) == 4
     assert "were longer than data.max_seq_len=64 and were truncated" in proc.stderr
+    flags = {}  # each prepared sample says whether it was cut: the audit marks those
+    for split in ("warmup", "pool", "eval"):
+        t = pq.read_table(tmp_path / "out" / "prepare" / f"{split}.parquet", columns=["sample_id", "truncated"])
+        flags.update(zip(t.column("sample_id").to_pylist(), t.column("truncated").to_pylist()))
+    assert sorted(k for k, cut in flags.items() if cut) == ["d-000002", "l2"]  # record 2 (no id) and l2
 
 
 def test_duplicate_sample_ids_are_refused_naming_the_id(tmp_path):

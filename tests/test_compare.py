@@ -183,3 +183,20 @@ def test_ablation_seeds_thin_only_the_ablation_grid_and_its_rows():
     [row] = ablation(runs, cfg.model_copy(update={"ablation": [0.6]}))
     assert (row["a"], row["a_seeds"]) == (1, 1)  # only seed 1 counts, though the table has both
     assert main_table(runs, cfg).cells["a"]["t"][2] == 2
+
+
+@pytest.mark.slow
+def test_experiments_come_from_the_python_api_as_dvc_exp_show_prints_them(repo):
+    from datetime import datetime
+
+    from tokenclean.cli.compare import experiments
+
+    printed = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"], cwd=repo, check=True,
+                             capture_output=True, text=True).stdout
+    from tokenclean.cli.compare import runs_from_exp_show
+
+    as_json = json.loads(json.dumps(experiments(repo), default=lambda v: v.isoformat() if isinstance(v, datetime)
+                                    else str(v)))
+    key = lambda run: (run.name, json.dumps(run.params, sort_keys=True), json.dumps(run.metrics, sort_keys=True))  # noqa: E731
+    api, cli_runs = (sorted(map(key, runs_from_exp_show(show, []))) for show in (as_json, json.loads(printed)))
+    assert len(api) == 4 and api == cli_runs

@@ -40,6 +40,28 @@ def test_repro_runs_everything_then_nothing(reproduced_repo, repo):
     assert ran(sh("dvc status", repo)) == set() and "up to date" in sh("dvc status", repo)
 
 
+def test_one_plot_per_figure_rounds_by_name_and_every_round_s_curve(reproduced_repo):
+    import json
+    import subprocess
+    import sys
+
+    from tests.shell import env
+
+    shown = subprocess.run([sys.executable, "-m", "dvc", "plots", "show", "--json"], cwd=reproduced_repo,
+                           capture_output=True, text=True, env=env(), check=True).stdout
+    plots = {k: v for k, v in json.loads(shown)["data"].items() if k != "ablation"}  # results/: from compare
+    figures = ["eval_loss", "accuracy", "kept_share", "answer_kept", "noise_dropped", "score_auc"]
+    curves = ["train_loss", "train_lr", "train_grad_norm", "train_kept_tokens"]
+    assert list(plots) == [*figures, *curves] and all(len(v) == 1 for v in plots.values())  # no twins
+    for name in figures:
+        spec = plots[name][0]["content"]
+        assert spec["encoding"]["x"] == {**spec["encoding"]["x"], "field": "name", "type": "ordinal"}
+        assert [row["name"] for row in spec["data"]["values"]] == ["warmup", "fixed", "r1", "r2"]  # params order
+    values = plots["train_loss"][0]["content"]["data"]["values"]
+    assert {row["round"] for row in values} == {"base", *ROUNDS}  # the tiny base's pretraining and every round
+    assert all(int(row["step"]) >= 1 and float(row["loss"]) > 0 for row in values)  # CSV cells: strings
+
+
 def test_a_select_param_reaches_every_round_s_selection(repo):
     edit_params(repo, lambda p: p["select"].update(data_prop=0.4))
     # a dry run lists the stages whose own inputs changed; what they change downstream reruns as in

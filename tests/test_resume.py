@@ -89,6 +89,7 @@ def test_killed_training_resumes_to_bit_identical_weights(tmp_path, tiny_run, st
     a, b = (load_file(d / "model" / name) for d in (whole_out, cut_out))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert read_json(whole_out / "model/meta.json")["train"] == read_json(cut_out / "model/meta.json")["train"]
+    assert (whole_out / "curve.csv").read_bytes() == (cut_out / "curve.csv").read_bytes()  # every step, once
     assert not any(scratch.iterdir())
 
 

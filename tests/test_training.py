@@ -10,7 +10,7 @@ from tokenclean.columns import IGNORE
 from tokenclean.config import FinetuneCfg
 from tokenclean.model.batching import collate
 from tokenclean.model.checkpoint import load_checkpoint, prepare_finetune, save_checkpoint, trainable_parameters
-from tokenclean.model.training import accumulate, plan_steps, train
+from tokenclean.model.training import accumulate, lr_lambda, plan_steps, train
 
 
 def tiny_model(seed=0):
@@ -80,6 +80,21 @@ def test_samples_with_zero_kept_tokens_are_skipped():
     labels[1] = np.full_like(labels[1], IGNORE)
     stats = train(tiny_model(), ids, labels, FinetuneCfg(method="full", epochs=1, batch_tokens=64), pad_id=0, seed=0)
     assert stats["samples_skipped"] == 1 and stats["samples"] == 3
+
+
+def test_the_curve_has_one_row_per_step_with_its_rate_norm_and_tokens():
+    ids, labels = make_rows(n=10, seed=3)
+    cfg = FinetuneCfg(method="full", epochs=2, batch_tokens=64, lr=1e-3, warmup_ratio=0.25, max_grad_norm=0.5)
+    stats = train(tiny_model(), ids, labels, cfg, pad_id=0, seed=0)
+    curve, steps = stats["curve"], plan_steps([len(x) for x in ids], cfg, 0)
+    assert [row["step"] for row in curve] == list(range(1, stats["steps"] + 1)) and len(curve) == len(steps)
+    factor = lr_lambda(len(steps), cfg.warmup_ratio, cfg.schedule)
+    assert [row["lr"] for row in curve] == pytest.approx([cfg.lr * factor(s) for s in range(len(steps))])
+    assert [row["loss"] for row in curve][0] == stats["first_loss"]
+    assert all(row["grad_norm"] > 0 for row in curve)  # the norm before clipping: it may exceed max_grad_norm
+    kept = [int((np.asarray(y) != IGNORE).sum()) for y in labels]
+    assert [row["kept_tokens"] for row in curve] == [sum(kept[i] for mb in s for i in mb) for s in steps]
+    assert [row["tokens"] for row in curve] == [sum(len(ids[i]) for mb in s for i in mb) for s in steps]
 
 
 def test_plan_is_seeded_and_covers_fractional_epochs():

@@ -82,5 +82,7 @@ def make_repo(work: Path, **overrides) -> Path:
         else:
             shutil.copy(src, work / name)
     write_tiny_params(work / "params.yaml", **overrides)
-    sh("git init -q && dvc init -q && git add -A && git commit -qm init", work)
+    sh("git init -q && dvc init -q", work)
+    shutil.copytree(ROOT / ".dvc" / "plots", work / ".dvc" / "plots")  # dvc.yaml's plot templates
+    sh("git add -A && git commit -qm init", work)
     return work

@@ -15,6 +15,7 @@ SCORES = "scores"  # list<float32>, loss_base - loss_ref, per response token
 KEEP = "keep"  # list<bool>, per response token: kept for training
 ANSWER = "answer"  # string, expected final answer (evaluation of the synthetic task)
 PROMPT = "prompt"  # list of chat messages up to the last assistant turn (evaluation)
+TRUNCATED = "truncated"  # bool, per sample: the rendered conversation was cut at data.max_seq_len
 
 IGNORE = -100  # label of a position that is never learned (PyTorch's cross-entropy default)
 

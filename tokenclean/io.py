@@ -11,6 +11,7 @@ follows its batch, not the pool (a 200M-token pool is 800 MB per int32 column).
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
 import json
 import os
@@ -125,9 +126,27 @@ def read_table(path: str | Path, columns: list[str] | None = None) -> pa.Table:
     return pq.read_table(path, columns=columns)
 
 
+def ragged(arrays: list, value_type: pa.DataType) -> pa.ListArray:
+    """One list per sample from numpy arrays, in one copy (no Python object per token): the ragged columns
+    of every artifact (tokens, labels, kinds, losses, scores, keep masks)."""
+    offsets = np.zeros(len(arrays) + 1, dtype=np.int32)
+    np.cumsum([len(a) for a in arrays], out=offsets[1:])
+    dtype = value_type.to_pandas_dtype()
+    flat = np.concatenate(arrays).astype(dtype, copy=False) if len(arrays) else np.zeros(0, dtype)
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, value_type))
+
+
 def write_json(obj, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def write_csv(rows: list[dict], columns, path: str | Path) -> None:
+    """Rows as CSV with a header (what `dvc plots` reads); keys outside ``columns`` are left out."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def read_json(path: str | Path):

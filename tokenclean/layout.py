@@ -2,16 +2,18 @@
 command line ask here, and no other code spells an output path.
 
     out/generate/{warmup,pool,eval,pretrain}.jsonl   the offline default data (synthetic source only)
-    out/base/                                        the base model (weights + tokenizer, or source.json)
+    out/base/                                        the base model (weights + tokenizer, or source.json;
+                                                     curve.csv when the tiny base is pretrained here)
     out/prepare/{warmup,pool,eval}.parquet           tokenised splits, stats.json, lm_eval/
     out/split/<i>.parquet                            the pool cut into split.chunks chunks
     out/rounds/base/train/model.json                 the base as a round's reference or start (a pointer)
     out/rounds/<round>/data/pool.parquet             the round's tokenised data
     out/rounds/<round>/score/scores.parquet          loss_base - loss_reference per response token
     out/rounds/<round>/select/keep.parquet           keep mask, metrics.json, summary.json
-    out/rounds/<round>/train/model/                  the round's model
+    out/rounds/<round>/train/model/                  the round's model; train/curve.csv, one row per step
     out/rounds/<round>/evaluate/                     metrics.json, examples.json, lm_eval.json
     out/summary/rounds.{json,csv,md}                 one row per round
+    out/summary/curves.csv                           every round's training curve (what `dvc plots` draws)
     out/export/<round>.{parquet,jsonl}               each round's cleaned data, for any trainer
     reports/tokens.{html,json}                       the token audit
 
@@ -91,6 +93,10 @@ class RoundPaths:
     @property
     def model(self) -> Path:
         return self.train / "model"
+
+    @property
+    def curve(self) -> Path:
+        return self.train / "curve.csv"
 
     @property
     def evaluate(self) -> Path:
@@ -197,6 +203,6 @@ def stage_outputs(stage: str, name: str | None = None) -> list[Path]:
         "data": [r.data.parent], "score": [r.scores.parent],
         "select": [r.keep, r.select / "summary.json", r.select / "metrics.json"], "train": [r.train],
         "evaluate": [r.evaluate / "examples.json", r.evaluate / "lm_eval.json", r.metrics],
-        "summary": [SUMMARY / "rounds.json", SUMMARY / "rounds.md", SUMMARY / "rounds.csv"],
+        "summary": [SUMMARY / "rounds.json", SUMMARY / "rounds.md", SUMMARY / "rounds.csv", SUMMARY / "curves.csv"],
         "report": [REPORTS / "tokens.html", REPORTS / "tokens.json"], "export": [EXPORT],
     }[stage]

@@ -19,6 +19,7 @@ import contextlib
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 
@@ -66,7 +67,16 @@ def model_and_tokenizer(base: Path):
     return tok, f"model and tokenizer: {name}, {len(tok)} tokens, {vocab} embeddings, chat template and eos"
 
 
-def data(params: Params, tok) -> list[str]:
+class Checked(NamedTuple):
+    """What passed, and the data as the checks read it: its records by split and the plan that routes them
+    (so a caller that needs them, such as ``tokenclean init``'s estimate, does not read the data again)."""
+
+    done: list[str]
+    records: dict[str, Callable]
+    route: dict
+
+
+def data(params: Params, tok) -> Checked:
     """Every record read and mapped; the first sample of each split rendered (with a tokenizer)."""
     records = split_records(params.data, source_path(params))
     route = plan(records, params.data)
@@ -84,7 +94,7 @@ def data(params: Params, tok) -> list[str]:
                 raise DataError(f"the {split} split's first sample ({sample['where']}) does not render: {why}")
             rendered.take()
         done.append("chat template: the first sample of each split renders with response tokens")
-    return done
+    return Checked(done, records, route.route)
 
 
 def first_samples(records: dict[str, Callable], data, route, n: int = 1) -> dict[str, list[dict]]:
@@ -132,8 +142,8 @@ def lm_eval_tasks(params: Params) -> list[str]:
     return [f"lm-eval tasks resolve and have their data: {', '.join(cfg.tasks)}"]
 
 
-def preflight(params: Params, base: Path = BASE, say: Callable[[str], None] = print) -> list[str]:
-    """Run every check; what passed, in order (``say`` reports each as it passes)."""
+def preflight(params: Params, base: Path = BASE, say: Callable[[str], None] = print) -> Checked:
+    """Run every check; what passed, in order (``say`` reports each as it passes), and the data as read."""
     done = []
     with base_dir(params, base) as folder:
         tok = None
@@ -143,8 +153,9 @@ def preflight(params: Params, base: Path = BASE, say: Callable[[str], None] = pr
             tok, what = model_and_tokenizer(folder)
             done.append(what)
             say(what)
-    for what in [*data(params, tok), *lm_eval_tasks(params)]:
+    read = data(params, tok)
+    for what in [*read.done, *lm_eval_tasks(params)]:
         done.append(what)
         say(what)
-    return done
+    return read._replace(done=done)
 

@@ -7,6 +7,7 @@ is the same data. Response tokens are placed with :func:`tokenclean.method.align
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -48,15 +49,23 @@ def find_sample(r: RoundTokens, sample: str | int) -> int:
     return i % len(r.sample_ids)
 
 
-def token_data(files: Files, paths: RoundPaths, sample_ids) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Token ids and labels of some samples of a round's data, by sample id (one read of the file)."""
+class SampleTokens(NamedTuple):
+    input_ids: np.ndarray
+    labels: np.ndarray
+    truncated: bool  # cut at data.max_seq_len when prepared (False for data without the column)
+
+
+def token_data(files: Files, paths: RoundPaths, sample_ids) -> dict[str, SampleTokens]:
+    """Token ids, labels and truncation of some samples of a round's data, by sample id (one read of the file)."""
     wanted = pa.array([str(i) for i in sample_ids], pa.string())  # typed: an empty list would be of null type
     if not len(wanted):
         return {}
-    table = files.read_table(paths.data, [C.SAMPLE_ID, C.INPUT_IDS, C.LABELS])
+    cut = C.TRUNCATED in files.column_names(paths.data)  # data prepared before the column existed has none
+    table = files.read_table(paths.data, [C.SAMPLE_ID, C.INPUT_IDS, C.LABELS] + [C.TRUNCATED] * cut)
     table = table.filter(pc.is_in(table.column(C.SAMPLE_ID), value_set=wanted))
-    return {sid: (np.asarray(ids), np.asarray(labels)) for sid, ids, labels in
-            zip(*(table.column(c).to_pylist() for c in (C.SAMPLE_ID, C.INPUT_IDS, C.LABELS)))}
+    flags = table.column(C.TRUNCATED).to_pylist() if cut else [False] * table.num_rows
+    return {sid: SampleTokens(np.asarray(ids), np.asarray(labels), bool(f)) for sid, ids, labels, f in
+            zip(*(table.column(c).to_pylist() for c in (C.SAMPLE_ID, C.INPUT_IDS, C.LABELS)), flags)}
 
 
 def pick_samples(r: RoundTokens, k: int) -> list[int]:
@@ -68,10 +77,22 @@ def pick_samples(r: RoundTokens, k: int) -> list[int]:
     return list(dict.fromkeys([*zero.tolist(), *spread.tolist()]))[:k]
 
 
-def rows_of_samples(files: Files, paths: RoundPaths, r: RoundTokens, picked: list[int], text: TokenText):
-    """(sample id, token rows) of the rows ``picked``, in that order."""
+@dataclass(frozen=True)
+class Sample:
+    id: str
+    rows: list[TokenRow]
+    truncated: bool = False
+
+
+def rows_of_samples(files: Files, paths: RoundPaths, r: RoundTokens, picked: list[int],
+                    text: TokenText) -> list[Sample]:
+    """The samples at rows ``picked``, token by token, in that order."""
     data = token_data(files, paths, r.sample_ids[picked])
-    return [(str(r.sample_ids[i]), sample_rows(r, i, *data[str(r.sample_ids[i])], text)) for i in picked]
+    out = []
+    for i in picked:
+        d = data[str(r.sample_ids[i])]
+        out.append(Sample(str(r.sample_ids[i]), sample_rows(r, i, d.input_ids, d.labels, text), d.truncated))
+    return out
 
 
 def sample_rows(r: RoundTokens, row: int, input_ids, labels, text: TokenText) -> list[TokenRow]:

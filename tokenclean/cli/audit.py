@@ -125,8 +125,10 @@ def run_show(args) -> int:
     r = load_round(run.files, paths)
     row = find_sample(r, args.sample)
     sid = str(r.sample_ids[row])
-    rows = sample_rows(r, row, *token_data(run.files, paths, [sid])[sid], run.text())
-    render.show(render.console(plain(args)), r, row, rows, scores=args.scores, plain=plain(args))
+    data = token_data(run.files, paths, [sid])[sid]
+    rows = sample_rows(r, row, data.input_ids, data.labels, run.text())
+    render.show(render.console(plain(args)), r, row, rows, scores=args.scores, plain=plain(args),
+                truncated=data.truncated)
     return 0
 
 
@@ -176,6 +178,6 @@ def run_diff(args) -> int:
     data = token_data(run_a.files, run_a.paths(na), [ex["sample_id"] for ex in d["examples"]])
     for ex in d["examples"]:
         ia, ib = find_sample(a, ex["sample_id"]), find_sample(b, ex["sample_id"])
-        rows = sample_rows(a, ia, *data[ex["sample_id"]], a_text)
+        rows = sample_rows(a, ia, data[ex["sample_id"]].input_ids, data[ex["sample_id"]].labels, a_text)
         render.diff_example(con, ex, rows, b.keep[b.offsets[ib]:b.offsets[ib + 1]], plain=plain(args))
     return 0

@@ -61,7 +61,11 @@ def token_line(rows: list[TokenRow], plain: bool, marks=None) -> Text:
     return text
 
 
-def show(con: Console, r, row: int, rows: list[TokenRow], scores: bool = False, plain: bool = False) -> None:
+CUT = "✂ truncated: the conversation was longer than data.max_seq_len and was cut here; the rest was never seen"
+
+
+def show(con: Console, r, row: int, rows: list[TokenRow], scores: bool = False, plain: bool = False,
+         truncated: bool = False) -> None:
     resp = [t for t in rows if t.response]
     kept = sum(bool(t.keep) for t in resp)
     con.print(f"round {r.name} · sample {r.sample_ids[row]} (#{row} of {len(r.sample_ids)}) · "
@@ -72,6 +76,8 @@ def show(con: Console, r, row: int, rows: list[TokenRow], scores: bool = False, 
         con.print(Text.assemble(("prompt", PROMPT), "  ", ("kept", KEPT[0]), "  ", ("dropped", DROPPED[0]),
                                 "   ␣ space  ↵ newline  ◌ first bytes of a split character"))
     con.print(token_line(rows, plain), soft_wrap=True)
+    if truncated:
+        con.print(Text(CUT, style="bold yellow"))
     if scores:
         con.print(score_table(resp))
 

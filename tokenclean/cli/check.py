@@ -32,6 +32,6 @@ def run(args) -> int:
 
     params = load_params(args.params)
     os.chdir(args.repo)  # paths in params (data/, models/, out/) are relative to the project's root
-    done = preflight(params, say=lambda what: print(f"ok  {what}", flush=True))
+    done = preflight(params, say=lambda what: print(f"ok  {what}", flush=True)).done
     print(f"{len(done)} checks passed")
     return 0

@@ -39,6 +39,15 @@ def run_dvc(*args: str, repo: Path) -> str:
     return proc.stdout
 
 
+def experiments(repo: Path, all_commits: bool = False) -> list[dict]:
+    """HEAD's experiments (or every commit's) as DVC's Python API collects them: baselines, each with its
+    experiments, in the structure `dvc exp show --json` prints, with no command run and no output parsed."""
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as dvc_repo:
+        return [state.dumpd() for state in dvc_repo.experiments.show(all_commits=all_commits)]
+
+
 def _run_of(entry: dict, fallback_name: str) -> Run | None:
     from tokenclean.evaluation.comparison import Run, flatten
 
@@ -59,7 +68,8 @@ def _named(wanted: list[str], entry: dict) -> bool:
 
 
 def runs_from_exp_show(show: list[dict], wanted: list[str]) -> list[Run]:
-    """Finished experiments of ``dvc exp show --json``: all of them, or those named in ``wanted``
+    """Finished experiments of :func:`experiments` (or a saved ``dvc exp show --json``): all of them, or those
+    named in ``wanted``
     (an experiment name, a commit's branch name or a revision prefix; 'workspace' too)."""
     runs = []
     for baseline in show:
@@ -164,7 +174,7 @@ def command(args) -> int:
     cfg = load_params(repo / args.params).compare
     show = json.loads(Path(args.from_json).read_text()) if args.from_json else None
     if args.queue or args.run:
-        show = show or json.loads(run_dvc("exp", "show", "--json", repo=repo))
+        show = show or experiments(repo)
         if args.queue:
             print(f"queued {len(queue(cfg, repo, args.dry_run, experiment_names(show)))} experiments", file=sys.stderr)
         if args.run and not args.dry_run:
@@ -176,7 +186,7 @@ def command(args) -> int:
             show = None  # read again: the runs just finished
         if args.dry_run or not args.run:
             return 0
-    show = show or json.loads(run_dvc("exp", "show", "--json", *(["-A"] if args.all_commits else []), repo=repo))
+    show = show or experiments(repo, args.all_commits)
     runs = [with_rounds(r, repo) for r in runs_from_exp_show(show, args.experiments)]
     print(report(runs, cfg, repo / args.out, tuple(args.extra), args.ablation_metric), end="")
     return 0

@@ -87,14 +87,13 @@ def run(args) -> int:
 
 def report(params) -> None:
     """The checks, then the estimate of the run's cost."""
-    from tokenclean.data.prepare import SPLITS, plan, source_path, split_records
+    from tokenclean.data.prepare import SPLITS
     from tokenclean.estimate import estimate, mean_tokens, model_parameters
     from tokenclean.model.modeling import base_source, load_tokenizer
     from tokenclean.preflight import base_dir, first_samples, preflight
 
-    preflight(params, say=lambda what: print(f"ok  {what}", flush=True))
-    records = split_records(params.data, source_path(params))
-    route = plan(records, params.data).route
+    checked = preflight(params, say=lambda what: print(f"ok  {what}", flush=True))
+    records, route = checked.records, checked.route  # read once, by the checks
     counts = {s: sum(int((r == i).sum()) for r in route.values()) for i, s in enumerate(SPLITS)}
     with base_dir(params) as folder:
         tok, (name, revision) = load_tokenizer(folder), base_source(folder)
@@ -104,10 +103,12 @@ def report(params) -> None:
     e = estimate(params, n_params, tokens)
     print(f"estimate: {sum(tokens.values()):,} tokens ({', '.join(f'{s} {n:,}' for s, n in tokens.items())}), "
           f"{n_params / 1e6:,.1f}M parameters, {sum(e['flops'].values()):.2e} FLOPs over {len(params.rounds)} rounds")
-    print(f"          about {duration(e['hours_this_cpu'])} on this CPU ({e['cpu_matmul_flops'] / 1e9:.0f} GFLOP/s "
-          f"float32 matmul), about {duration(e['hours_gpu'])} on {e['gpu']}: a back-of-envelope figure "
+    print(f"          {duration(e['hours_this_cpu'])} on this CPU ({e['cpu_matmul_flops'] / 1e9:.0f} GFLOP/s "
+          f"float32 matmul), {duration(e['hours_gpu'])} on {e['gpu']}: a back-of-envelope figure "
           "(tokenclean/estimate.py says how)")
 
 
 def duration(hours: float) -> str:
-    return f"{hours:,.1f} h" if hours >= 1 else f"{hours * 60:.1f} min" if hours * 60 >= 0.1 else "under 10 s"
+    """``about 2.5 h``, ``about 24.0 min`` or ``under 10 s``."""
+    return f"about {hours:,.1f} h" if hours >= 1 else f"about {hours * 60:.1f} min" if hours * 60 >= 0.1 \
+        else "under 10 s"

@@ -41,12 +41,13 @@ from tokenclean.data.formats import (
 )
 from tokenclean.data.render import render
 from tokenclean.errors import DataError
-from tokenclean.io import TableWriter, file_hash
+from tokenclean.io import TableWriter, file_hash, ragged
 from tokenclean.layout import DATA, GENERATE
 
 SPLITS = ("warmup", "pool", "eval")
 SCHEMA = pa.schema([(C.SAMPLE_ID, pa.string()), (C.INPUT_IDS, pa.list_(pa.int32())), (C.LABELS, pa.list_(pa.int32())),
-                    (C.KINDS, pa.list_(pa.int8())), (C.ANSWER, pa.string()), (C.PROMPT, pa.string())])
+                    (C.KINDS, pa.list_(pa.int8())), (C.ANSWER, pa.string()), (C.PROMPT, pa.string()),
+                    (C.TRUNCATED, pa.bool_())])
 BATCH = 1024  # samples rendered per written batch
 
 
@@ -222,7 +223,8 @@ class Rendered:
             return None
         self.stats["response_tokens"] += response
         for k, v in ((C.SAMPLE_ID, s["id"]), (C.INPUT_IDS, ids), (C.LABELS, labels), (C.KINDS, kinds),
-                     (C.ANSWER, s["meta"].get("answer")), (C.PROMPT, json.dumps(s["messages"][:-1]))):
+                     (C.ANSWER, s["meta"].get("answer")), (C.PROMPT, json.dumps(s["messages"][:-1])),
+                     (C.TRUNCATED, bool(cut))):
             self.rows[k].append(v)
         return None
 
@@ -231,17 +233,10 @@ class Rendered:
 
     def take(self) -> pa.Table:
         """The rows rendered since the last take."""
-        cols = {k: (_ragged(v, SCHEMA.field(k).type) if k in (C.INPUT_IDS, C.LABELS, C.KINDS) else v)
+        cols = {k: (ragged(v, SCHEMA.field(k).type.value_type) if k in (C.INPUT_IDS, C.LABELS, C.KINDS) else v)
                 for k, v in self.rows.items()}
         self.rows = {k: [] for k in SCHEMA.names}
         return pa.table(cols, schema=SCHEMA)
-
-
-def _ragged(arrays: list[np.ndarray], kind: pa.ListType) -> pa.ListArray:
-    offsets = np.zeros(len(arrays) + 1, np.int32)
-    np.cumsum([len(a) for a in arrays], out=offsets[1:])
-    flat = np.concatenate(arrays) if arrays else np.zeros(0)
-    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, kind.value_type))
 
 
 def to_table(tok, samples: list[dict], max_len: int) -> tuple[pa.Table, dict, list[Problem]]:

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from tokenclean import columns as C
 from tokenclean.data.rows import aligned, check_made_from, iter_rows
-from tokenclean.io import TableWriter, atomic_path, num_rows
+from tokenclean.io import TableWriter, atomic_path, num_rows, ragged
 from tokenclean.method.align import apply_keep
 
 ATTENTION_MASK, TEXT = "attention_mask", "text"
@@ -47,18 +47,11 @@ def cleaned_batches(data: Path, keep: Path, tok) -> Iterator[pa.Table]:
         inputs, labels = rows[C.INPUT_IDS], [apply_keep(y, k) for y, k in zip(rows[C.LABELS], mask[C.KEEP])]
         yield pa.table({
             C.SAMPLE_ID: rows[C.SAMPLE_ID],
-            C.INPUT_IDS: _ragged(inputs, pa.int32()),
-            ATTENTION_MASK: _ragged([np.ones(len(x), np.int8) for x in inputs], pa.int8()),
-            C.LABELS: _ragged(labels, pa.int32()),
+            C.INPUT_IDS: ragged(inputs, pa.int32()),
+            ATTENTION_MASK: ragged([np.ones(len(x), np.int8) for x in inputs], pa.int8()),
+            C.LABELS: ragged(labels, pa.int32()),
             TEXT: [marked_text(tok, x, y) for x, y in zip(inputs, labels)],
         }, schema=SCHEMA)
-
-
-def _ragged(arrays: list[np.ndarray], kind: pa.DataType) -> pa.ListArray:
-    offsets = np.zeros(len(arrays) + 1, np.int32)
-    np.cumsum([len(a) for a in arrays], out=offsets[1:])
-    flat = np.concatenate(arrays) if arrays else np.zeros(0)
-    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, kind))
 
 
 def cleaned_table(data: Path, keep: Path, tok) -> pa.Table:

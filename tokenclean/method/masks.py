@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pyarrow as pa
 
 from tokenclean import columns as C
 from tokenclean.data.rows import check_made_from, load_rows
+from tokenclean.io import ragged
 from tokenclean.method.align import apply_keep
 
 KEEP_SCHEMA = pa.schema([(C.SAMPLE_ID, pa.string()), (C.KEEP, pa.list_(pa.bool_()))])
 
 
 def keep_table(sample_ids: list, keep_per_sample: list) -> pa.Table:
-    offsets = np.zeros(len(keep_per_sample) + 1, np.int32)
-    np.cumsum([len(k) for k in keep_per_sample], out=offsets[1:])
-    flat = np.concatenate(keep_per_sample) if keep_per_sample else np.zeros(0, bool)
-    return pa.table({C.SAMPLE_ID: pa.array(sample_ids, pa.string()),
-                     C.KEEP: pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, pa.bool_()))},
+    return pa.table({C.SAMPLE_ID: pa.array(sample_ids, pa.string()), C.KEEP: ragged(keep_per_sample, pa.bool_())},
                     schema=KEEP_SCHEMA)
 
 

@@ -16,7 +16,7 @@ import pyarrow as pa
 from tokenclean import columns as C
 from tokenclean.config import Params
 from tokenclean.data.rows import data_hash, iter_rows
-from tokenclean.io import TableWriter, file_hash, write_json
+from tokenclean.io import TableWriter, file_hash, ragged, write_json
 from tokenclean.model import distributed, recovery
 from tokenclean.model.recovery import Shards
 
@@ -98,14 +98,6 @@ def score_round(params: Params, stage: str, data, base, reference, out) -> None:
     recovery.clear(folder)
 
 
-def ragged_f32(arrays: list) -> pa.ListArray:
-    """One float32 list per sample, straight from numpy (no Python float per token)."""
-    offsets = np.zeros(len(arrays) + 1, dtype=np.int32)
-    np.cumsum([len(a) for a in arrays], out=offsets[1:])
-    values = np.concatenate(arrays).astype(np.float32) if len(arrays) else np.zeros(0, np.float32)
-    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, pa.float32()))
-
-
 SCORES_SCHEMA = pa.schema([(C.SAMPLE_ID, pa.string()), (C.LOSS_BASE, pa.list_(pa.float32())),
                            (C.LOSS_REF, pa.list_(pa.float32())), (C.SCORES, pa.list_(pa.float32()))])
 ZERO_SCHEMA = pa.schema([SCORES_SCHEMA.field(C.SAMPLE_ID), SCORES_SCHEMA.field(C.SCORES)])
@@ -132,9 +124,9 @@ class ScoresWriter:
         if not self.main:
             return
         scores = [b - r for b, r in zip(lb, lr)] if lr is not None else lb
-        columns = {C.SAMPLE_ID: sample_ids, C.SCORES: ragged_f32(scores)}
+        columns = {C.SAMPLE_ID: sample_ids, C.SCORES: ragged(scores, pa.float32())}
         if self.losses:
-            columns.update({C.LOSS_BASE: ragged_f32(lb), C.LOSS_REF: ragged_f32(lr)})
+            columns.update({C.LOSS_BASE: ragged(lb, pa.float32()), C.LOSS_REF: ragged(lr, pa.float32())})
             self.sum_base += float(sum(x.sum(dtype=np.float64) for x in lb))
             self.sum_ref += float(sum(x.sum(dtype=np.float64) for x in lr))
         self.table.write(pa.table({k: columns[k] for k in self.table.schema.names}))

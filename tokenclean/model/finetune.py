@@ -6,11 +6,11 @@ import logging
 from pathlib import Path
 
 from tokenclean.config import FinetuneCfg, Params
-from tokenclean.io import file_hash, rows_hash
+from tokenclean.io import file_hash, rows_hash, write_csv
 from tokenclean.model import distributed, recovery
 from tokenclean.model.checkpoint import load_checkpoint, prepare_finetune, save_checkpoint
 from tokenclean.model.modeling import check_vocab, load_base, load_tokenizer
-from tokenclean.model.training import train
+from tokenclean.model.training import CURVE_COLUMNS, train
 
 log = logging.getLogger("tokenclean")
 
@@ -25,10 +25,11 @@ def start_model(params: Params, cfg: FinetuneCfg, base: Path, tok, start: Path |
 
 
 def finetune(params: Params, cfg: FinetuneCfg, ids, labels, base: Path, out: Path, meta: dict, name: str,
-             start: Path | None = None) -> dict:
+             start: Path | None = None, curve: Path | None = None) -> dict:
     """Train and save; with ``compute.processes > 1`` data-parallel, the first process saving.
 
-    ``meta`` goes into the checkpoint's meta.json with the hashes of the base and starting weights."""
+    ``meta`` goes into the checkpoint's meta.json with the hashes of the base and starting weights;
+    ``curve`` gets one CSV row per optimizer step."""
     distributed.launch(params.compute.processes)
     tok = load_tokenizer(base)
     model = start_model(params, cfg, base, tok, start)
@@ -40,7 +41,10 @@ def finetune(params: Params, cfg: FinetuneCfg, ids, labels, base: Path, out: Pat
                               data=rows_hash(ids, labels), **weights)
     state = recovery.TrainState(folder, params.recovery.train_every)
     stats = train(model, ids, labels, cfg, tok.pad_token_id, params.seed, desc=name, kernels=c.kernels, state=state)
+    steps = stats.pop("curve")
     save_checkpoint(model, tok, out, {**meta, **weights, "train": stats, "config": cfg.model_dump()})
+    if curve is not None and distributed.is_main():
+        write_csv(steps, CURVE_COLUMNS, curve)
     recovery.clear(folder)
     log.info("%s: %d steps from %s, loss %.3f -> %.3f, saved %s", name, stats["steps"], start or base,
              stats["first_loss"], stats["final_loss"], out)

@@ -51,7 +51,7 @@ def clear(folder: Path | None) -> None:
 
 class TrainState:
     """Save and restore everything an optimizer step depends on: trainable weights, AdamW moments,
-    the learning-rate schedule, RNG states and the losses so far. Resuming is bit-identical on CPU.
+    the learning-rate schedule, RNG states and the training curve so far. Resuming is bit-identical on CPU.
 
     ``folder=None`` or ``every=0`` turns checkpointing off.
     """
@@ -59,8 +59,8 @@ class TrainState:
     def __init__(self, folder: Path | None, every: int):
         self.folder, self.every = folder, every
 
-    def restore(self, model, opt, sched) -> tuple[int, list[float]]:
-        """(steps done, their losses) of the newest checkpoint, loaded into the objects; (0, []) if none."""
+    def restore(self, model, opt, sched) -> tuple[int, list[dict]]:
+        """(steps done, their curve rows) of the newest checkpoint, loaded into the objects; (0, []) if none."""
         pointer = self.folder / LATEST if self.folder else None
         if pointer is None or not pointer.exists():
             return 0, []
@@ -76,13 +76,13 @@ class TrainState:
         if torch.cuda.is_available() and "rng.cuda" in tensors:
             torch.cuda.set_rng_state(tensors["rng.cuda"])
         log.info("resuming from step %d of an interrupted run (%s)", meta["step"], ckpt)
-        return meta["step"], meta["losses"]
+        return meta["step"], meta["curve"]
 
-    def after_step(self, step: int, total: int, model, opt, sched, losses: list[float]) -> None:
+    def after_step(self, step: int, total: int, model, opt, sched, curve: list[dict]) -> None:
         if self.folder is not None and self.every > 0 and step % self.every == 0 and step < total:
-            self.save(step, model, opt, sched, losses)
+            self.save(step, model, opt, sched, curve)
 
-    def save(self, step: int, model, opt, sched, losses: list[float]) -> None:
+    def save(self, step: int, model, opt, sched, curve: list[dict]) -> None:
         if not distributed.is_main():
             return
         sd = opt.state_dict()
@@ -91,7 +91,7 @@ class TrainState:
         tensors["rng.cpu"] = torch.get_rng_state()
         if torch.cuda.is_available():
             tensors["rng.cuda"] = torch.cuda.get_rng_state()
-        meta = {"step": step, "losses": losses, "sched": sched.state_dict(), "param_groups": sd["param_groups"],
+        meta = {"step": step, "curve": curve, "sched": sched.state_dict(), "param_groups": sd["param_groups"],
                 "opt_keys": {str(i): sorted(s) for i, s in sd["state"].items()}}
         name = f"step-{step:08d}"
         with atomic_path(self.folder / name) as tmp:

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import math
 import random
+import time
 
 import numpy as np
 import torch
@@ -29,6 +30,10 @@ from tokenclean.model.batching import collate, needs_mask, token_budget_batches
 from tokenclean.model.recovery import TrainState
 
 log = logging.getLogger(__name__)
+
+# One row per optimizer step: what `dvc plots` draws as training curves. No wall-clock figure (tokens/s is
+# logged instead): these files are stage outputs, and a rerun must reproduce them byte for byte.
+CURVE_COLUMNS = ("step", "loss", "lr", "grad_norm", "tokens", "kept_tokens")
 
 
 def mixed_precision(model):
@@ -114,6 +119,8 @@ def train(model, ids_list, labels_list, cfg, pad_id: int, seed: int, desc: str =
           state: TrainState | None = None) -> dict:
     """Fine-tune ``model`` in place on rows whose labels keep at least one token.
 
+    Returns its statistics; ``curve`` holds one row per optimizer step (:data:`CURVE_COLUMNS`).
+
     With ``state``, every ``state.every`` steps the full training state is saved to its scratch
     folder, and a run that finds one there continues from it (bit-identical on CPU).
     """
@@ -136,11 +143,14 @@ def train(model, ids_list, labels_list, cfg, pad_id: int, seed: int, desc: str =
     steps = plan_steps([len(ids_list[r]) for r in rows], cfg, seed)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(len(steps), cfg.warmup_ratio, cfg.schedule))
     state = state or TrainState(None, 0)
-    done, losses = state.restore(model, opt, sched)
+    done, history = state.restore(model, opt, sched)
     model.train()
     bar = distributed.progress(steps[done:], desc=desc, unit="step", mininterval=2, initial=done, total=len(steps))
+    clock, seen = time.perf_counter(), 0
     for n, step in enumerate(bar, start=done):
         n_kept = sum(kept[i] for mb in step for i in mb)
+        n_tokens = sum(len(ids_list[rows[i]]) for mb in step for i in mb)
+        lr = sched.get_last_lr()[0]  # the rate this step uses
         micro = [collate([ids_list[rows[i]] for i in mb], [labels_list[rows[i]] for i in mb], pad_id, device=device,
                          mask=needs_mask(device)) for mb in distributed.share(step)]
         loss = _sync_grads(params, accumulate(model, micro, n_kept=n_kept, kernels=kernels))
@@ -148,13 +158,18 @@ def train(model, ids_list, labels_list, cfg, pad_id: int, seed: int, desc: str =
             batch_rows = sorted(rows[i] for mb in step for i in mb)
             raise FloatingPointError(f"non-finite training loss at step {n} (data rows {batch_rows[:8]}): "
                                      f"lower {desc}.lr, or use float32/bfloat16 rather than float16")
-        torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+        norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)  # the norm before clipping
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
-        losses.append(loss)
-        bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
-        state.after_step(n + 1, len(steps), model, opt, sched, losses)
+        history.append({"step": n + 1, "loss": loss, "lr": lr, "grad_norm": float(norm), "tokens": n_tokens,
+                        "kept_tokens": n_kept})
+        seen += n_tokens
+        bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{seen / (time.perf_counter() - clock):,.0f}", refresh=False)
+        state.after_step(n + 1, len(steps), model, opt, sched, history)
     model.eval()
+    if seen:  # wall-clock speed goes to the log only: every saved figure must be the same on a rerun
+        log.info("%s: %d steps, %.0f tokens/s", desc, len(steps) - done, seen / (time.perf_counter() - clock))
+    losses = [h["loss"] for h in history]
     return {"steps": len(steps), "samples": len(rows), "samples_skipped": skipped,
-            "first_loss": losses[0], "final_loss": float(np.mean(losses[-10:]))}
+            "first_loss": losses[0], "final_loss": float(np.mean(losses[-10:])), "curve": history}
