@@ -89,7 +89,7 @@ def prefect_harness():
 
 # The two longest files first, one per test worker: one builds the reproduced repository while the other
 # runs its own flow, and the short files fill in after them (xdist --dist loadfile hands out files in order).
-LONGEST_FIRST = ("test_dvc_pipeline.py", "test_flows.py", "test_serve.py")
+LONGEST_FIRST = ("test_dvc_pipeline.py", "test_flows.py", "test_retrain.py", "test_serve.py")
 
 
 def pytest_collection_modifyitems(items):

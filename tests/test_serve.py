@@ -15,7 +15,7 @@ import yaml
 
 from flows.serve import free_port
 from tests.shell import ROOT, commit_all, copy_repo, env, sh
-from tests.test_flows import new_samples
+from tests.test_retrain import new_samples
 
 pytestmark = pytest.mark.slow
 
