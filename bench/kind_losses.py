@@ -3,7 +3,7 @@
     ./run python -m bench.kind_losses base warmup fixed r0 r4
 
 What a model has learned of each kind of response token (answer, boilerplate) and of the end-of-turn token,
-beside what its free generation shows (out/rounds/<round>/evaluate/examples.json). docs/evaluation.md has a run.
+beside what its free generation shows (the round's evaluate/examples.json). docs/evaluation.md has a run.
 """
 
 from __future__ import annotations
@@ -14,12 +14,10 @@ import numpy as np
 
 from tokenclean import columns as C
 from tokenclean.data.rows import load_rows
-from tokenclean.layout import BASE, round_paths
+from tokenclean.layout import BASE, prepared, round_paths
 from tokenclean.method.scoring import score_dataset
 from tokenclean.model.checkpoint import load_checkpoint
 from tokenclean.model.modeling import load_base, load_tokenizer
-
-EVAL = "out/prepare/eval.parquet"
 
 
 def kind_losses(name: str, rows: dict, tok) -> dict[str, float]:
@@ -35,7 +33,7 @@ def kind_losses(name: str, rows: dict, tok) -> dict[str, float]:
 
 def main(argv=None) -> None:
     names = (argv if argv is not None else sys.argv[1:]) or ["base", "warmup", "fixed"]
-    rows = load_rows(EVAL, (C.SAMPLE_ID, C.INPUT_IDS, C.LABELS, C.KINDS))
+    rows = load_rows(prepared("eval"), (C.SAMPLE_ID, C.INPUT_IDS, C.LABELS, C.KINDS))
     tok = load_tokenizer(BASE)
     for name in names:
         print(name, {k: round(v, 3) for k, v in kind_losses(name, rows, tok).items()}, flush=True)
