@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from tokenclean.audit.html import Followed, RoundReport, render_report, tint_scale
-from tokenclean.audit.load import RoundTokens, load_round
-from tokenclean.audit.rounds import read_curve, round_row
+from tokenclean.audit.load import load_round
+from tokenclean.audit.rounds import read_curve, round_figures
 from tokenclean.audit.sample import pick_samples, rows_of_samples
 from tokenclean.audit.stats import round_stats
 from tokenclean.audit.summary import headline
@@ -26,25 +26,12 @@ from tokenclean.stage import log, stage_main
 FOLLOW = 10  # samples followed across rounds
 
 
-def figures(params: Params, name: str, root: Path) -> dict:
+def figures(name: str, root: Path) -> dict:
     """The round's training and evaluation figures; none for a round not trained or evaluated yet."""
-    r = params.rounds[name]
     try:
-        return round_row(list(params.rounds).index(name), name, r.reference, r.start, root)
+        return round_figures(name, root)
     except FileNotFoundError:
         return {}
-
-
-def followed(files: LocalFiles, loaded: dict[str, RoundTokens], ids: list[str], text: TokenText,
-             scales: dict[str, float]) -> list[Followed]:
-    """Each of ``ids`` in every round whose data holds it, when that is more than one round."""
-    where = {n: {sid: i for i, sid in enumerate(r.sample_ids)} for n, r in loaded.items()}
-    views: dict[str, list] = {sid: [] for sid in ids}
-    for name, r in loaded.items():
-        rows = [where[name][sid] for sid in ids if sid in where[name]]
-        for sample in rows_of_samples(files, round_paths(name), r, rows, text):
-            views[sample.id].append((name, sample, scales[name]))
-    return [Followed(sid, v) for sid, v in views.items() if len(v) > 1]
 
 
 def run(params: Params, out: Path = REPORTS, root: Path = Path("."), samples: int = 50) -> None:
@@ -55,14 +42,19 @@ def run(params: Params, out: Path = REPORTS, root: Path = Path("."), samples: in
     default = default_round(names)  # no round at all: stop with what to run
     text = TokenText(load_tokenizer(root / BASE))
     loaded = {n: load_round(files, round_paths(n)) for n in names}
-    rounds = []
+    follow_ids = [str(i) for i in loaded[default].sample_ids[pick_samples(loaded[default], samples)[:FOLLOW]]]
+    rounds, views = [], {sid: [] for sid in follow_ids}
     for n, r in loaded.items():
-        stats = round_stats(r, label=text.label)
-        shown = rows_of_samples(files, round_paths(n), r, pick_samples(r, samples), text)
-        rounds.append(RoundReport(stats, shown, figures(params, n, root), read_curve(root / round_paths(n).curve)))
-    scales = {r.stats["round"]: tint_scale(r.stats) for r in rounds}
-    shown = [s.id for r in rounds if r.stats["round"] == default for s in r.samples][:FOLLOW]
-    follow = followed(files, loaded, shown, text, scales)
+        stats, picked = round_stats(r, label=text.label), pick_samples(r, samples)
+        where = {sid: i for i, sid in enumerate(r.sample_ids)}
+        followed = [where[sid] for sid in follow_ids if sid in where]
+        drawn = rows_of_samples(files, round_paths(n), r, [*picked, *followed], text)  # one read of its data
+        scale = tint_scale(stats)
+        for sample in drawn[len(picked):]:
+            views[sample.id].append((n, sample, scale))
+        curve = read_curve(root / round_paths(n).curve)
+        rounds.append(RoundReport(stats, drawn[: len(picked)], figures(n, root), curve))
+    follow = [Followed(sid, v) for sid, v in views.items() if len(v) > 1]
     note = f"rounds {', '.join(names)}; at most {samples} samples shown per round"
     html = render_report(rounds, "Token audit", note, follow)
     with atomic_path(out / "tokens.html") as tmp:

@@ -76,7 +76,7 @@ document.querySelectorAll('input.bykeep').forEach(function (box) {
 class RoundReport:
     stats: dict  # tokenclean.audit.stats.round_stats
     samples: list[Sample]  # the samples shown
-    figures: dict = field(default_factory=dict)  # tokenclean.audit.rounds.round_row: training and evaluation
+    figures: dict = field(default_factory=dict)  # tokenclean.audit.rounds.round_figures: training and evaluation
     curve: list[dict] = field(default_factory=list)  # the round's training curve, one row per step
 
 
@@ -115,15 +115,19 @@ FIGURES = {"eval_loss": ("held-out loss", "{:.3f}"), "accuracy": ("accuracy", "{
 
 def task_keys(rounds: list[RoundReport]) -> list[str]:
     """Evaluation figures beyond :data:`FIGURES` (lm-eval tasks), in first-seen order."""
-    own = {"round", "name", "reference", "start", "samples", "tokens", "tokens_kept", "kept_share", "train_loss",
-           "answer_kept", "boilerplate_dropped", "noise_dropped", "zero_kept_share", *FIGURES}
-    keys = [k for r in rounds for k, v in r.figures.items()
-            if k not in own and not k.startswith("kept_q") and isinstance(v, int | float)]
+    own = {"samples", "tokens", "tokens_kept", "kept_share", "train_loss", "answer_kept", "boilerplate_dropped",
+           "noise_dropped", *FIGURES}
+    keys = [k for r in rounds for k, v in r.figures.items() if k not in own and isinstance(v, int | float)]
     return list(dict.fromkeys(keys))
 
 
+def present(v):
+    """``v``, or None where it is missing or NaN (an evaluation figure that could not be computed)."""
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
+
+
 def figure(v, fmt: str = "{:.3f}") -> str:
-    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else fmt.format(v)
+    return "–" if present(v) is None else fmt.format(v)
 
 
 def overview(rounds: list[RoundReport]) -> str:
@@ -163,8 +167,7 @@ def plots(rounds: list[RoundReport]) -> str:
     names = [r.stats["round"] for r in rounds]
     charts = []
     for key, title in ROUND_PLOTS.items():
-        values = [r.figures.get(key) for r in rounds]
-        values = [None if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in values]
+        values = [present(r.figures.get(key)) for r in rounds]
         if any(v is not None for v in values):
             charts.append(line_chart(list(range(len(names))), {title: values}, {title: PALETTE[0]}, title, "round",
                                      fmt="{:.3f}", width=360, height=220, x_names=names))
@@ -272,13 +275,13 @@ def sample_html(sample: Sample, scale: float, i: int, opened: bool = False) -> s
     resp = [t for t in sample.rows if t.response]
     kept = sum(bool(t.keep) for t in resp)
     scores = [t.score for t in resp if t.score is not None]
-    mean = f"{sum(scores) / len(scores):.6g}" if scores else ""
+    mean = sum(scores) / len(scores) if scores else None
     share = f"{kept / len(resp):.6g}" if resp else ""
     cut = ' · <span class="trunc">✂ truncated</span>' if sample.truncated else ""
     sid = escape(sample.id)
-    return (f'<details class="sample" data-id="{sid}" data-i="{i}" data-kept="{share}" data-score="{mean}"'
-            f'{" open" if opened else ""}><summary>{sid} · {kept} of {len(resp)} kept'
-            f'{f" · mean score {float(mean):.3f}" if mean else ""}{cut}</summary>'
+    return (f'<details class="sample" data-id="{sid}" data-i="{i}" data-kept="{share}" '
+            f'data-score="{"" if mean is None else f"{mean:.6g}"}"{" open" if opened else ""}><summary>{sid} · '
+            f'{kept} of {len(resp)} kept{"" if mean is None else f" · mean score {mean:.3f}"}{cut}</summary>'
             f'<div class="tokens">{tokens_html(sample.rows, scale, sample.truncated)}</div></details>')
 
 

@@ -19,15 +19,23 @@ COLUMNS = ("round", "name", "reference", "start", "samples", "tokens", "tokens_k
 CURVE_COLUMNS = ("round", "step", "loss", "lr", "grad_norm", "tokens", "kept_tokens")
 
 
-def round_row(index: int, name: str, reference: str, start: str, root: Path = Path(".")) -> dict:
-    """The round's data, selection, training and evaluation figures (its lm-eval tasks included)."""
+def round_figures(name: str, root: Path = Path(".")) -> dict:
+    """The round's data, selection, training and evaluation figures (its lm-eval tasks included), from the
+    small JSON files its stages write."""
     p = round_paths(name)
-    select, kinds = read_json(root / p.select / "summary.json"), read_json(root / p.select / "metrics.json")
+    select = read_json(root / p.select / "summary.json")
     train = read_json(root / p.model / "meta.json")["train"]
-    row = {"round": index, "name": name, "reference": reference, "start": start, "samples": select["samples"],
-           "tokens": select["tokens"], "tokens_kept": select["tokens_kept"], "train_loss": train["final_loss"]}
-    return {**row, **kinds, **kept_by_difficulty(root / p.scores, root / p.keep),
+    return {"samples": select["samples"], "tokens": select["tokens"], "tokens_kept": select["tokens_kept"],
+            "train_loss": train["final_loss"], **read_json(root / p.select / "metrics.json"),
             **read_json(root / p.metrics)}
+
+
+def round_row(index: int, name: str, reference: str, start: str, root: Path = Path(".")) -> dict:
+    """:func:`round_figures` with the round's place in the chain and its kept share by sample difficulty
+    (a pass over its scores)."""
+    p = round_paths(name)
+    return {"round": index, "name": name, "reference": reference, "start": start, **round_figures(name, root),
+            **kept_by_difficulty(root / p.scores, root / p.keep)}
 
 
 def read_curve(path) -> list[dict]:

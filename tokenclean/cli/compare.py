@@ -13,7 +13,6 @@ Writes ``<out>/compare.md`` and ``compare.csv`` (methods by tasks, mean ± std o
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import subprocess
 import sys
@@ -125,12 +124,10 @@ def experiment_names(show: list[dict]) -> set[str]:
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else [], lineterminator="\n")
-        writer.writeheader()
-        cell = lambda v: "" if v is None else round(v, 8) if isinstance(v, float) else v  # noqa: E731 - no float noise
-        writer.writerows({k: cell(v) for k, v in r.items()} for r in rows)
+    from tokenclean.io import write_csv as write
+
+    cell = lambda v: "" if v is None else round(v, 8) if isinstance(v, float) else v  # noqa: E731 - no float noise
+    write([{k: cell(v) for k, v in r.items()} for r in rows], list(rows[0]) if rows else [], path)
 
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
