@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tokenclean.columns import IGNORE
+from tokenclean.columns import CURVE, IGNORE
 from tokenclean.config import FinetuneCfg, Params
 from tokenclean.data import sources
 from tokenclean.data.render import render_text
@@ -16,7 +16,7 @@ from tokenclean.errors import DataError
 from tokenclean.io import atomic_path, file_hash, write_csv, write_json
 from tokenclean.layout import BASE, BASE_ROUND, GENERATE, round_paths
 from tokenclean.model.modeling import load_tokenizer, tiny_llama, train_tokenizer
-from tokenclean.model.training import CURVE_COLUMNS, train
+from tokenclean.model.training import train
 from tokenclean.stage import log, stage_main
 
 
@@ -66,7 +66,7 @@ def write_base(params: Params, out: Path, corpus) -> None:
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
         write_json({"kind": "full", "pretrain": stats, "config": params.base.model_dump()}, tmp / "meta.json")
-        write_csv(steps, CURVE_COLUMNS, tmp / "curve.csv")
+        write_csv(steps, CURVE, tmp / "curve.csv")
     log.info("pretraining loss %.3f -> %.3f", stats["first_loss"], stats["final_loss"])
 
 

@@ -5,7 +5,7 @@ tokens) and ``text`` with the kept spans marked, for training with any trainer."
 from __future__ import annotations
 
 from tokenclean.config import Params
-from tokenclean.io import file_hash
+from tokenclean.io import file_hash, iter_batches
 from tokenclean.layout import BASE, exported, round_paths
 from tokenclean.method.export import cleaned_batches, write_export
 from tokenclean.model.modeling import load_tokenizer
@@ -19,8 +19,9 @@ def run(params: Params, base=BASE) -> None:
         paths = round_paths(name)
         meta = {"stage": "export", "config": {"round": name},
                 "inputs": {"data": file_hash(paths.data), "keep": file_hash(paths.keep)}}
-        for fmt in ("parquet", "jsonl") if params.export.jsonl else ("parquet",):
-            rows = write_export(cleaned_batches(paths.data, paths.keep, tok), exported(name, fmt), meta)
+        rows = write_export(cleaned_batches(paths.data, paths.keep, tok), exported(name), meta)
+        if params.export.jsonl:  # the same rows, read back rather than cleaned and decoded again
+            write_export(iter_batches(exported(name)), exported(name, "jsonl"), meta)
         log.info("round %s: %d samples -> %s", name, rows, exported(name))
 
 

@@ -40,7 +40,8 @@ def run(params: Params, name: str) -> None:
             keep = mask(flat, lengths)
             out.write(keep_table(s[C.SAMPLE_ID], split_keep(keep, lengths)))
             tally.add(flat, keep, lengths)
-            truth.add(flat, keep, [k[y != C.IGNORE] for k, y in zip(pool[C.KINDS], pool[C.LABELS])])
+            if truth.gathering:  # a user's data stops it at the first batch
+                truth.add(flat, keep, [k[y != C.IGNORE] for k, y in zip(pool[C.KINDS], pool[C.LABELS])])
     info = {**tally.summary(), "strategy": cfg.strategy, "data_prop": cfg.data_prop,
             "scores_sha256": scores_hash, "data_sha256": file_hash(paths.data)}
     metrics = {"kept_share": info["kept_share"]}

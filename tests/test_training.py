@@ -159,7 +159,6 @@ def test_a_run_resumed_from_its_last_checkpoint_ends_with_the_same_weights(tmp_p
 
 
 def test_learning_rate_warms_up_then_decays_linearly_or_by_cosine_to_zero():
-    from tokenclean.model.training import lr_lambda
 
     linear, cosine = lr_lambda(100, 0.1, "linear"), lr_lambda(100, 0.1, "cosine")
     assert [linear(s) for s in (0, 4, 9)] == [0.1, 0.5, 1.0] == [cosine(s) for s in (0, 4, 9)]

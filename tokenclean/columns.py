@@ -17,6 +17,10 @@ ANSWER = "answer"  # string, expected final answer (evaluation of the synthetic 
 PROMPT = "prompt"  # list of chat messages up to the last assistant turn (evaluation)
 TRUNCATED = "truncated"  # bool, per sample: the rendered conversation was cut at data.max_seq_len
 
+# One row per optimizer step of a training curve (train/curve.csv). No wall-clock figure: stage outputs must
+# be the same on a rerun (tokens/s goes to the log).
+CURVE = ("step", "loss", "lr", "grad_norm", "tokens", "kept_tokens")
+
 IGNORE = -100  # label of a position that is never learned (PyTorch's cross-entropy default)
 
 # Ground-truth kinds of response tokens in the synthetic data.

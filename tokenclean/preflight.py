@@ -74,6 +74,7 @@ class Checked(NamedTuple):
     done: list[str]
     records: dict[str, Callable]
     route: dict
+    counts: dict[str, int]  # samples per split
 
 
 def data(params: Params, tok) -> Checked:
@@ -94,7 +95,7 @@ def data(params: Params, tok) -> Checked:
                 raise DataError(f"the {split} split's first sample ({sample['where']}) does not render: {why}")
             rendered.take()
         done.append("chat template: the first sample of each split renders with response tokens")
-    return Checked(done, records, route.route)
+    return Checked(done, records, route.route, counts)
 
 
 def first_samples(records: dict[str, Callable], data, route, n: int = 1) -> dict[str, list[dict]]:

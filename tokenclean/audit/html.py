@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 from html import escape
 
+from tokenclean.audit.rounds import COLUMNS
 from tokenclean.audit.sample import Sample, TokenRow
 from tokenclean.audit.svg import curve_chart, line_chart, stacked_bars
 from tokenclean.audit.token_text import visible
@@ -115,8 +116,7 @@ FIGURES = {"eval_loss": ("held-out loss", "{:.3f}"), "accuracy": ("accuracy", "{
 
 def task_keys(rounds: list[RoundReport]) -> list[str]:
     """Evaluation figures beyond :data:`FIGURES` (lm-eval tasks), in first-seen order."""
-    own = {"samples", "tokens", "tokens_kept", "kept_share", "train_loss", "answer_kept", "boilerplate_dropped",
-           "noise_dropped", *FIGURES}
+    own = {*COLUMNS, *FIGURES}
     keys = [k for r in rounds for k, v in r.figures.items() if k not in own and isinstance(v, int | float)]
     return list(dict.fromkeys(keys))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from tokenclean import columns as C
 from tokenclean.audit.difficulty import kept_by_difficulty
 from tokenclean.io import read_json
 from tokenclean.layout import BASE, round_paths
@@ -16,7 +17,8 @@ from tokenclean.layout import BASE, round_paths
 COLUMNS = ("round", "name", "reference", "start", "samples", "tokens", "tokens_kept", "kept_share", "answer_kept",
            "boilerplate_dropped", "noise_dropped", "score_auc", "zero_kept_share", "kept_q1", "kept_q2", "kept_q3",
            "kept_q4", "train_loss", "eval_loss", "accuracy")
-CURVE_COLUMNS = ("round", "step", "loss", "lr", "grad_norm", "tokens", "kept_tokens")
+CURVE_COLUMNS = ("round", *C.CURVE)
+FLOATS = {"loss", "lr", "grad_norm"}  # the rest of a curve row counts steps and tokens
 
 
 def round_figures(name: str, root: Path = Path(".")) -> dict:
@@ -42,7 +44,7 @@ def read_curve(path) -> list[dict]:
     """One training curve (``train/curve.csv``) as rows of numbers; none if the file is missing."""
     try:
         with open(path, newline="") as f:
-            return [{k: (int(v) if k in ("step", "tokens", "kept_tokens") else float(v)) for k, v in row.items()}
+            return [{k: (float(v) if k in FLOATS else int(v)) for k, v in row.items()}
                     for row in csv.DictReader(f)]
     except FileNotFoundError:  # a checkpoint trained before curves were written
         return []

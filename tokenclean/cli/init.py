@@ -68,12 +68,12 @@ def write_params(args, model: str, data: str):
 
 def run(args) -> int:
     from tokenclean.data import sources
-    from tokenclean.layout import MODELS, OUT, REPORTS
+    from tokenclean.layout import DATA, MODELS, OUT, REPORTS
 
     if not Path("dvc.yaml").exists() or not Path("params.yaml").exists():
         raise FileNotFoundError("run tokenclean init in the project's root (where dvc.yaml and params.yaml are)")
     model = str(sources.link_in(args.model, str(MODELS))) if sources.is_path(args.model) else args.model
-    data = str(sources.link_in(args.data, "data"))
+    data = str(sources.link_in(args.data, str(DATA)))
     params = write_params(args, model, data)
     print(f"params.yaml: model.base {model}, data.source {data} (the previous file is in git: git diff params.yaml)")
     for folder in (OUT, REPORTS):
@@ -93,8 +93,7 @@ def report(params) -> None:
     from tokenclean.preflight import base_dir, first_samples, preflight
 
     checked = preflight(params, say=lambda what: print(f"ok  {what}", flush=True))
-    records, route = checked.records, checked.route  # read once, by the checks
-    counts = {s: sum(int((r == i).sum()) for r in route.values()) for i, s in enumerate(SPLITS)}
+    records, route, counts = checked.records, checked.route, checked.counts  # read once, by the checks
     with base_dir(params) as folder:
         tok, (name, revision) = load_tokenizer(folder), base_source(folder)
         n_params = model_parameters(name, revision)

@@ -48,10 +48,10 @@ def data_hash(path) -> str:
     return h.hexdigest()
 
 
-def check_made_from(artifact, data, rerun: str) -> str:
+def check_made_from(artifact, data, rerun: str, actual: str | None = None) -> str:
     """Refuse ``artifact`` (a Parquet table) unless its metadata says it was made from the table
-    ``data``; returns the data's :func:`data_hash`."""
-    made, actual = table_meta(artifact).get("inputs", {}).get("data"), data_hash(data)
+    ``data``; returns the data's :func:`data_hash` (``actual``, when the caller already has it)."""
+    made, actual = table_meta(artifact).get("inputs", {}).get("data"), actual or data_hash(data)
     if made != actual:
         recorded = f"recorded data hash {made[:12]}" if made else "no recorded data hash"
         raise ValueError(f"{artifact} was not made from {data} ({recorded}, the data's is {actual[:12]}); {rerun}")

@@ -54,6 +54,11 @@ class GroundTruth:
         self.parts = [*self.parts, (scores, keep, kinds)] if (kinds >= 0).all() else None
 
     @property
+    def gathering(self) -> bool:
+        """False once a token without a kind was seen: nothing more is worth collecting."""
+        return self.parts is not None
+
+    @property
     def known(self) -> bool:
         return bool(self.parts)
 

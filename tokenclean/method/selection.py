@@ -55,13 +55,19 @@ def _last_reaching(counts: np.ndarray, k: int) -> tuple[int, int]:
     return b, int(at_or_above[b] - counts[b])
 
 
-def kth_largest(stream: Stream, k: int) -> tuple[np.float32, int]:
-    """(the k-th largest score, how many scores are strictly greater), exactly, ``1 <= k <= n``:
-    a histogram of the keys' high 16 bits finds the bin, one of its low 16 bits the value."""
+def high_bits(stream: Stream) -> np.ndarray:
+    """A histogram of the keys' high 16 bits over the whole stream (its sum counts the scores)."""
     high = np.zeros(1 << 16, np.int64)
     for s in stream():
         high += np.bincount(float_keys(s) >> 16, minlength=1 << 16)
-    b, greater = _last_reaching(high, k)
+    return high
+
+
+def kth_largest(stream: Stream, k: int, high: np.ndarray | None = None) -> tuple[np.float32, int]:
+    """(the k-th largest score, how many scores are strictly greater), exactly, ``1 <= k <= n``:
+    a histogram of the keys' high 16 bits (:func:`high_bits`, or ``high`` if already made) finds
+    the bin, one of its low 16 bits the value."""
+    b, greater = _last_reaching(high_bits(stream) if high is None else high, k)
     low = np.zeros(1 << 16, np.int64)
     for s in stream():
         keys = float_keys(s)
@@ -72,11 +78,12 @@ def kth_largest(stream: Stream, k: int) -> tuple[np.float32, int]:
 
 def streamed_top_k(stream: Stream, data_prop: float) -> Callable[[np.ndarray], np.ndarray]:
     """:func:`top_k` of the whole stream's ``n_keep`` share, as a mask function over its batches in order."""
-    n = sum(len(s) for s in stream())
+    high = high_bits(stream)  # its sum counts the scores: no pass only to count them
+    n = int(high.sum())
     k = n_keep(n, data_prop)
     if k <= 0 or k >= n:
         return lambda s: np.full(len(s), k > 0)
-    cut, greater = kth_largest(stream, k)
+    cut, greater = kth_largest(stream, k, high)
     ties = [k - greater]  # tied scores still to keep, earliest first
 
     def mask(s: np.ndarray) -> np.ndarray:

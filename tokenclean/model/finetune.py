@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from tokenclean.columns import CURVE
 from tokenclean.config import FinetuneCfg, Params
 from tokenclean.io import file_hash, rows_hash, write_csv
 from tokenclean.model import distributed, recovery
 from tokenclean.model.checkpoint import load_checkpoint, prepare_finetune, save_checkpoint
 from tokenclean.model.modeling import check_vocab, load_base, load_tokenizer
-from tokenclean.model.training import CURVE_COLUMNS, train
+from tokenclean.model.training import train
 
 log = logging.getLogger("tokenclean")
 
@@ -44,7 +45,7 @@ def finetune(params: Params, cfg: FinetuneCfg, ids, labels, base: Path, out: Pat
     steps = stats.pop("curve")
     save_checkpoint(model, tok, out, {**meta, **weights, "train": stats, "config": cfg.model_dump()})
     if curve is not None and distributed.is_main():
-        write_csv(steps, CURVE_COLUMNS, curve)
+        write_csv(steps, CURVE, curve)
     recovery.clear(folder)
     log.info("%s: %d steps from %s, loss %.3f -> %.3f, saved %s", name, stats["steps"], start or base,
              stats["first_loss"], stats["final_loss"], out)

@@ -31,10 +31,6 @@ from tokenclean.model.recovery import TrainState
 
 log = logging.getLogger(__name__)
 
-# One row per optimizer step: what `dvc plots` draws as training curves. No wall-clock figure (tokens/s is
-# logged instead): these files are stage outputs, and a rerun must reproduce them byte for byte.
-CURVE_COLUMNS = ("step", "loss", "lr", "grad_norm", "tokens", "kept_tokens")
-
 
 def mixed_precision(model):
     """bf16 autocast where fp32 trainable weights (PEFT's adapters) sit on bf16/fp16 frozen ones, on CUDA.
@@ -119,7 +115,7 @@ def train(model, ids_list, labels_list, cfg, pad_id: int, seed: int, desc: str =
           state: TrainState | None = None) -> dict:
     """Fine-tune ``model`` in place on rows whose labels keep at least one token.
 
-    Returns its statistics; ``curve`` holds one row per optimizer step (:data:`CURVE_COLUMNS`).
+    Returns its statistics; ``curve`` holds one row per optimizer step (:data:`tokenclean.columns.CURVE`).
 
     With ``state``, every ``state.every`` steps the full training state is saved to its scratch
     folder, and a run that finds one there continues from it (bit-identical on CPU).
