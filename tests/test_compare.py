@@ -5,15 +5,17 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tokenclean.cli.compare import fill_docs
 from tokenclean.cli.main import main as cli
 from tokenclean.config import CompareCfg, MethodCfg
-from tokenclean.evaluation.comparison import Run, ablation, experiment_grid, main_table, method_metrics
+from tokenclean.evaluation.comparison import Diff, Run, ablation, experiment_grid, main_table, method_metrics, paired
 
 PARAMS = """\
 seed: 0
@@ -63,14 +65,22 @@ EXPERIMENTS = {  # two seeds of full-token training; the global run at 0.6 and a
     "global-p03-s0": ["select.strategy=global", "seed=0", "select.data_prop=0.3"],
 }
 
+# mean ± standard error over seeds (full_token: seeds 0 and 1, 0.1 apart: SE 0.05); free generation in percent
 TABLE = """\
-| Method | t_b | t_a | accuracy | Average | Seeds |
+| Method | t_b | t_a | Average | accuracy (free generation) | Seeds |
 |---|---:|---:|---:|---:|---:|
-| full_token | 25.00 ± 7.07 | 55.00 ± 7.07 | 0.050 ± 0.000 | 40.00 ± 7.07 | 2 |
+| full_token | 25.00 ± 5.00 | 55.00 ± 5.00 | 40.00 ± 5.00 | **5.00 ± 0.00** | 2 |
 | random |  |  |  |  | 0 |
 | per_sample |  |  |  |  | 0 |
-| fixed_model | 20.00 | 60.00 | 0.050 | 40.00 | 1 |
-| self_evolving | **40.00** | **70.00** |  | **55.00** | 1 |
+| fixed_model | 20.00 | 60.00 | 40.00 | **5.00** | 1 |
+| self_evolving | **40.00** | **70.00** | **55.00** |  | 1 |
+
+Minus full_token, paired by seed: mean [95% t interval]
+
+| Method | t_b | t_a | Average | accuracy (free generation) | Seeds |
+|---|---:|---:|---:|---:|---:|
+| fixed_model | +0.00 | +10.00 | +5.00 | +0.00 | 1 |
+| self_evolving | +20.00 | +20.00 | +20.00 |  | 1 |
 """
 
 
@@ -98,7 +108,7 @@ def repo(tmp_path_factory):
 
 @pytest.mark.slow  # four DVC experiments in a temporary repository (seconds)
 def test_table_of_two_experiments_per_method_is_exact(repo, capsys):
-    assert cli(["compare", "--repo", str(repo), "--extra", "accuracy"]) == 0
+    assert cli(["compare", "--repo", str(repo)]) == 0
     printed = capsys.readouterr().out
     assert printed.startswith(TABLE)
     assert "note: fixed_model: 1 of 2 seeds" in printed and "note: 4 runs;" in printed
@@ -106,6 +116,8 @@ def test_table_of_two_experiments_per_method_is_exact(repo, capsys):
     rows = {r["method"]: r for r in csv.DictReader(open(repo / "results" / "compare.csv"))}
     assert float(rows["full_token"]["t_a_mean"]) == pytest.approx(0.55)
     assert float(rows["full_token"]["Average_std"]) == pytest.approx(0.1 / 2**0.5)
+    assert float(rows["full_token"]["Average_se"]) == pytest.approx(0.05)
+    assert float(rows["self_evolving"]["t_a_diff"]) == pytest.approx(0.2) and rows["full_token"]["t_a_diff"] == ""
     assert rows["full_token"]["seeds"] == "0 1" and rows["random"]["t_a_mean"] == ""
 
 
@@ -127,7 +139,7 @@ def test_ablation_csv_is_the_average_against_data_prop(repo, capsys):
 def test_named_experiments_only(repo, capsys):
     cli(["compare", "--repo", str(repo), "full_token-s0", "global-s0", "--out", "named"])
     table = (repo / "named" / "compare.md").read_text()
-    assert "| full_token | 20.00 | 50.00 | 35.00 | 1 |" in table
+    assert "| full_token | 20.00 | 50.00 | 35.00 | **5.00** | 1 |" in table
 
 
 @pytest.mark.slow
@@ -138,16 +150,20 @@ def test_queue_dry_run_lists_the_missing_grid(repo, capsys):
     assert len(grid) == 10 and len(lines) == 9  # 4 method groups x 2 seeds + 0.3 x 2 seeds; one exists already
     assert not any("-n full_token-s0 " in x for x in lines)
     assert ("dvc exp run --queue -n fixed_model+self_evolving-p0.3-s1 -S select.strategy=global "
-            "-S select.data_prop=0.3 -S seed=1 -S select.seed=1") in lines
+            "-S select.data_prop=0.3 -S seed=1 -S select.seed=1") in lines  # self-evolving: every stage
+    # round fixed's methods only: the stages up to its evaluation
+    assert "dvc exp run --queue -n random-s1 -S select.strategy=random -S select.data_prop=0.6 -S seed=1 " \
+           "-S select.seed=1 evaluate@fixed" in lines
 
 
 def test_grid_merges_only_methods_whose_params_contain_each_other():
     cfg = CompareCfg(seeds=[0], ablation=[0.5], methods={
         "a": MethodCfg(set={"x": 1}), "b": MethodCfg(set={"y": 2}), "c": MethodCfg(set={"x": 1, "z": 3})},
-        ablation_methods=["a"], seed_params=["seed"], ablation_params=["p"])
-    assert experiment_grid(cfg) == [("a+c-s0", {"x": 1, "z": 3, "p": 0.6, "seed": 0}),
-                                    ("b-s0", {"y": 2, "p": 0.6, "seed": 0}),
-                                    ("a-p0.5-s0", {"x": 1, "p": 0.5, "seed": 0})]
+        ablation_methods=["a"], seed_params=["seed"], ablation_params=["p"], baseline=None,
+                     ablation_seeds=[0])
+    assert [(e.name, e.params) for e in experiment_grid(cfg)] == [
+        ("a+c-s0", {"x": 1, "z": 3, "p": 0.6, "seed": 0}), ("b-s0", {"y": 2, "p": 0.6, "seed": 0}),
+        ("a-p0.5-s0", {"x": 1, "p": 0.5, "seed": 0})]
 
 
 def test_self_evolving_reads_the_last_round_then_the_summary():
@@ -175,14 +191,14 @@ def test_summary_is_read_from_the_experiment_when_rounds_are_not_metrics(repo):
 
 def test_ablation_seeds_thin_only_the_ablation_grid_and_its_rows():
     cfg = CompareCfg(seeds=[0, 1], ablation=[0.3, 0.6], ablation_seeds=[1], methods={"a": MethodCfg(set={"x": 1})},
-                     ablation_methods=["a"], seed_params=["seed"], ablation_params=["p"])
-    assert [name for name, _ in experiment_grid(cfg)] == ["a-s0", "a-s1", "a-p0.3-s1"]
+                     ablation_methods=["a"], seed_params=["seed"], ablation_params=["p"], baseline="a")
+    assert [e.name for e in experiment_grid(cfg)] == ["a-s0", "a-s1", "a-p0.3-s1"]
     runs = [Run(f"r{seed}", {"x": 1, "p": 0.6, "seed": seed},
                 {"out/rounds/fixed/evaluate/metrics.json": {"lm_eval/t/acc": seed}})
             for seed in (0, 1)]
     [row] = ablation(runs, cfg.model_copy(update={"ablation": [0.6]}))
     assert (row["a"], row["a_seeds"]) == (1, 1)  # only seed 1 counts, though the table has both
-    assert main_table(runs, cfg).cells["a"]["t"][2] == 2
+    assert main_table(runs, cfg).stat("a", "t").n == 2
 
 
 @pytest.mark.slow
@@ -200,3 +216,35 @@ def test_experiments_come_from_the_python_api_as_dvc_exp_show_prints_them(repo):
     key = lambda run: (run.name, json.dumps(run.params, sort_keys=True), json.dumps(run.metrics, sort_keys=True))  # noqa: E731
     api, cli_runs = (sorted(map(key, runs_from_exp_show(show, []))) for show in (as_json, json.loads(printed)))
     assert len(api) == 4 and api == cli_runs
+
+
+def test_paired_difference_has_a_student_t_interval():
+    d = paired([1.0, 2.0, 3.0], [0.0, 0.0, 0.0])  # differences 1, 2, 3: mean 2, sd 1, SE 1/sqrt(3)
+    half = 4.302653 / 3**0.5  # t(0.975) at 2 degrees of freedom, from a table
+    assert (d.mean, d.n) == (2.0, 3) and d.se == pytest.approx(3**-0.5)
+    assert (d.low, d.high) == (pytest.approx(2 - half), pytest.approx(2 + half))
+    assert paired([0.5], [0.25]) == Diff(0.25, None, None, None, 1)
+
+
+def test_docs_blocks_take_the_generated_tables(tmp_path):
+    doc = tmp_path / "doc.md"
+    doc.write_text("intro\n<!-- compare:compare -->\nold table\n<!-- /compare:compare -->\noutro\n")
+    assert fill_docs(doc, {"compare": "| new |\n", "ablation": "| a |\n"}) == ["compare"]
+    assert doc.read_text() == "intro\n<!-- compare:compare -->\n| new |\n<!-- /compare:compare -->\noutro\n"
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/evaluation.md"])
+def test_docs_show_the_committed_results_untouched(doc):
+    """The tables in the docs are results/compare.md and results/ablation.md as `compare --docs` wrote them."""
+    root = Path(__file__).resolve().parents[1]
+    text = (root / doc).read_text()
+    for name in ("compare", "ablation"):
+        block = re.search(rf"<!-- compare:{name} -->\n(.*?)<!-- /compare:{name} -->", text, re.S)
+        if block:
+            assert block.group(1) == (root / "results" / f"{name}.md").read_text(), f"{doc}: {name} block"
+    assert "<!-- compare:compare -->" in text
+
+
+def test_baseline_must_be_a_method():
+    with pytest.raises(ValueError, match="baseline 'nope' is not in methods"):
+        CompareCfg(baseline="nope")

@@ -69,9 +69,9 @@ class DataCfg(Strict):
 
 
 class SyntheticCfg(Strict):
-    lexicon: int = Field(48, ge=8, le=400)  # words the task maps to invented words
+    lexicon: int = Field(72, ge=8, le=73)  # words the task maps to invented words
     pool: int = Field(2400, ge=1)
-    warmup: int = Field(1200, ge=1)
+    warmup: int = Field(600, ge=1)
     eval: int = Field(200, ge=1)
     pretrain_docs: int = Field(6000, ge=1)
     noise: float = Field(0.5, ge=0, le=1)  # share of pool samples that carry injected noise
@@ -82,11 +82,11 @@ class BaseCfg(Strict):
     """Shape and pretraining of the built-in tiny Llama (only used when ``model.base: tiny``)."""
 
     vocab_size: int = Field(1024, ge=300)
-    hidden_size: int = 192
+    hidden_size: int = 128
     layers: int = 4
     heads: int = 4
-    intermediate_size: int = 512
-    steps: int = 250
+    intermediate_size: int = 384
+    steps: int = 150
     batch_tokens: int = 6144
     lr: float = 3e-3
     weight_decay: float = 0.01
@@ -255,14 +255,22 @@ class CompareCfg(Strict):
     """The paper-style comparison (`tokenclean compare`): methods x seeds, and the token-share ablation."""
 
     methods: dict[str, MethodCfg] = DEFAULT_METHODS
-    seeds: list[int] = Field([0, 1, 2], min_length=1)  # every method runs once per seed: mean ± std over them
+    seeds: list[int] = Field([0, 1, 2, 3, 4], min_length=1)  # every method runs once per seed: mean ± SE over them
     seed_params: list[str] = ["seed", "select.seed"]  # all set to the run's seed
     data_prop: float = Field(0.6, gt=0, le=1)  # token share of the main table's runs
-    ablation: list[float] = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]  # token shares of the ablation
+    ablation: list[float] = [0.2, 0.4, 0.6, 0.8, 1.0]  # token shares of the ablation
     ablation_params: list[str] = ["select.data_prop"]  # all set to the share
     ablation_methods: list[str] = ["fixed_model", "self_evolving"]
-    ablation_seeds: list[int] | None = Field([0], min_length=1)  # seeds of the ablation runs; None: seeds
+    ablation_seeds: list[int] | None = Field([0, 1, 2], min_length=1)  # seeds of the ablation runs; None: seeds
     metric: str = "acc"  # the lm-eval metric shown for each task
+    free_generation: str | None = "accuracy"  # the evaluate metric of free generation, shown beside the tasks
+    baseline: str | None = "full_token"  # each method minus this one, paired by seed; None: no differences
+
+    @model_validator(mode="after")
+    def _known_baseline(self):
+        if self.baseline is not None and self.baseline not in self.methods:
+            raise ValueError(f"baseline {self.baseline!r} is not in methods {list(self.methods)}")
+        return self
 
     @model_validator(mode="after")
     def _known_methods(self):

@@ -5,15 +5,21 @@
                                           # data_prop ablation) and run it
     tokenclean compare --queue --dry-run  # print the `dvc exp run --queue` commands only
 
+    tokenclean compare --docs README.md   # also put the tables into the marked blocks of these files
+
 Methods, seeds and the ablation come from the ``compare`` section of params (tokenclean/config.py).
-Writes ``<out>/compare.md`` and ``compare.csv`` (methods by tasks, mean ± std over seeds),
-``<out>/ablation.csv`` (the metric against data_prop, for a DVC plot) and ``ablation.svg``.
+Writes ``<out>/compare.md`` and ``compare.csv`` (methods by tasks, mean ± standard error over seeds, each
+method minus the baseline paired by seed), ``<out>/ablation.csv`` (the metric against data_prop, for a DVC
+plot), ``ablation.md`` and ``ablation.svg``. ``--docs`` replaces what lies between ``<!-- compare:NAME -->``
+and ``<!-- /compare:NAME -->`` (NAME: ``compare`` or ``ablation``) with that file, so the tables in the
+docs are always generated, never retyped.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 from dataclasses import replace
@@ -108,14 +114,15 @@ def queue(cfg, repo: Path, dry_run: bool, existing: set[str]) -> list[str]:
     from tokenclean.evaluation.comparison import experiment_grid
 
     queued = []
-    for name, params in experiment_grid(cfg):
-        if name in existing:
+    for exp in experiment_grid(cfg):
+        if exp.name in existing:
             continue
-        args = ["exp", "run", "--queue", "-n", name] + [a for k, v in params.items() for a in ("-S", f"{k}={v}")]
+        sets = [a for k, v in exp.params.items() for a in ("-S", f"{k}={v}")]
+        args = ["exp", "run", "--queue", "-n", exp.name, *sets, *exp.targets]
         print("dvc " + " ".join(args))
         if not dry_run:
             run_dvc(*args, repo=repo)
-        queued.append(name)
+        queued.append(exp.name)
     return queued
 
 
@@ -149,19 +156,34 @@ def ablation_svg(rows: list[dict], cfg, key: str) -> str:
 
 def report(runs: list[Run], cfg, out: Path, extra: tuple[str, ...], ablation_key: str) -> str:
     """Write compare.md, compare.csv, ablation.csv and ablation.svg under ``out``; return the Markdown table."""
-    from tokenclean.evaluation.comparison import ablation, main_table, to_csv_rows, to_markdown
+    from tokenclean.evaluation.comparison import ablation, ablation_markdown, main_table, to_csv_rows, to_markdown
 
     table = main_table(runs, cfg, extra)
-    text = to_markdown(table, extra)
+    labels = {cfg.free_generation: f"{cfg.free_generation} (free generation)"} if cfg.free_generation else {}
+    text = to_markdown(table, extra, labels=labels)
     out.mkdir(parents=True, exist_ok=True)
     (out / "compare.md").write_text(text)
     write_csv(to_csv_rows(table), out / "compare.csv")
     rows = ablation(runs, cfg, ablation_key)
     write_csv(rows, out / "ablation.csv")
+    scale = 100 if ablation_key == AVERAGE else 1
+    (out / "ablation.md").write_text(ablation_markdown(rows, cfg.ablation_methods, scale, 2 if scale == 100 else 3))
     (out / "ablation.svg").write_text(ablation_svg(rows, cfg, ablation_key))
-    notes = [f"{len(runs)} runs; lm-eval scores in percent ({cfg.metric} where a task reports it), "
-             f"mean ± sample std over seeds, methods at data_prop {cfg.data_prop:g}"] + table.notes
+    notes = [f"{len(runs)} runs; scores in percent ({cfg.metric} where an lm-eval task reports it), "
+             f"mean ± standard error over seeds, methods at data_prop {cfg.data_prop:g}"] + table.notes
     return text + "".join(f"note: {n}\n" for n in notes)
+
+
+def fill_docs(path: Path, tables: dict[str, str]) -> list[str]:
+    """Replace each ``<!-- compare:NAME -->`` ... ``<!-- /compare:NAME -->`` block of ``path`` with
+    ``tables[NAME]``; the names filled. A file without markers is left alone."""
+    text, filled = path.read_text(), []
+    for name, table in tables.items():
+        block = re.compile(rf"(<!-- compare:{name} -->\n).*?(<!-- /compare:{name} -->)", re.S)
+        text, n = block.subn(lambda m: m.group(1) + table + m.group(2), text)  # noqa: B023 - used at once
+        filled += [name] * bool(n)
+    path.write_text(text)
+    return filled
 
 
 def command(args) -> int:
@@ -186,6 +208,10 @@ def command(args) -> int:
     show = show or experiments(repo, args.all_commits)
     runs = [with_rounds(r, repo) for r in runs_from_exp_show(show, args.experiments)]
     print(report(runs, cfg, repo / args.out, tuple(args.extra), args.ablation_metric), end="")
+    tables = {name: (repo / args.out / f"{name}.md").read_text() for name in ("compare", "ablation")}
+    for doc in args.docs:
+        filled = fill_docs(Path(doc), tables)
+        print(f"{doc}: {', '.join(filled) or 'no <!-- compare:NAME --> block'} filled", file=sys.stderr)
     return 0
 
 
@@ -208,6 +234,8 @@ def add_parser(subparsers) -> None:
                         "`dvc exp remove` a failed one to queue it again)")
     p.add_argument("--run", action="store_true", help="run the queue (dvc exp run --run-all), then compare")
     p.add_argument("--jobs", type=int, default=1, help="experiments run at once by --run (default: 1)")
+    p.add_argument("--docs", nargs="+", default=[], metavar="FILE",
+                   help="put compare.md and ablation.md into the <!-- compare:NAME --> blocks of these files")
     p.add_argument("--dry-run", action="store_true", help="with --queue: print the commands, queue nothing")
     p.add_argument("--from-json", metavar="FILE",
                    help="read `dvc exp show --json` output from FILE instead of running it")

@@ -140,34 +140,92 @@ def task_order(runs: list[Run], per_method: dict) -> list[str]:
     return [t for t in listed if t in seen] + sorted(seen - set(listed))
 
 
+@dataclass(frozen=True)
+class Stat:
+    """A column's mean over seeds, its sample standard deviation (n - 1) and standard error (None for one seed)."""
+
+    mean: float
+    std: float | None
+    n: int
+
+    @property
+    def se(self) -> float | None:
+        return None if self.std is None else self.std / math.sqrt(self.n)
+
+    @classmethod
+    def of(cls, values: list[float]) -> Stat:
+        return cls(*mean_std(values), len(values))
+
+
+@dataclass(frozen=True)
+class Diff:
+    """A method minus the baseline, paired by seed: mean, standard error, 95% t interval (None for one seed)."""
+
+    mean: float
+    se: float | None
+    low: float | None
+    high: float | None
+    n: int
+
+
+def paired(values: list[float], baseline: list[float]) -> Diff:
+    """The mean difference of paired values, with a 95% Student t interval over the n - 1 degrees of freedom:
+    with 5 seeds the half-width is 2.78 standard errors, not the normal 1.96."""
+    diffs = [a - b for a, b in zip(values, baseline, strict=True)]
+    mean, std = mean_std(diffs)
+    if std is None:
+        return Diff(mean, None, None, None, 1)
+    from scipy.stats import t
+
+    se = std / math.sqrt(len(diffs))
+    half = float(t.ppf(0.975, len(diffs) - 1)) * se
+    return Diff(mean, se, mean - half, mean + half, len(diffs))
+
+
 @dataclass
 class Table:
     columns: list[str]  # tasks, then extra metrics, then Average
-    cells: dict[str, dict[str, tuple[float, float | None, int]]]  # method -> column -> (mean, std, seeds)
-    seeds: dict[str, list]  # method -> the seeds it has
+    values: dict[str, dict]  # method -> seed -> column -> value
     notes: list[str]
+    baseline: str | None = None  # the method the others are paired with
+
+    @property
+    def seeds(self) -> dict[str, list]:
+        return {name: sorted(per_seed) for name, per_seed in self.values.items()}
+
+    def stat(self, method: str, column: str) -> Stat | None:
+        values = [v[column] for v in self.values[method].values() if column in v]
+        return Stat.of(values) if values else None
+
+    def diff(self, method: str, column: str) -> Diff | None:
+        """``method`` minus the baseline on the seeds both have."""
+        base = self.values.get(self.baseline or "", {})
+        seeds = [s for s, v in self.values[method].items() if column in v and column in base.get(s, {})]
+        if not seeds or method == self.baseline:
+            return None
+        return paired([self.values[method][s][column] for s in seeds], [base[s][column] for s in seeds])
 
 
 def main_table(runs: list[Run], cfg, extra: tuple[str, ...] = ()) -> Table:
-    """Methods by tasks at the main token share ``cfg.data_prop``, mean ± std over seeds."""
+    """Methods by tasks at the main token share ``cfg.data_prop``, per seed; the free-generation metric
+    (``cfg.free_generation``) and ``extra`` metrics beside the tasks, outside their Average."""
+    shown = tuple(dict.fromkeys(([cfg.free_generation] if cfg.free_generation else []) + list(extra)))
     per_method, notes = {}, []
     for name, method in cfg.methods.items():
-        per_method[name], why = method_runs(runs, method, cfg, cfg.data_prop, extra)
+        per_method[name], why = method_runs(runs, method, cfg, cfg.data_prop, shown)
         notes += why
-    tasks = [t for t in task_order(runs, per_method) if t not in extra]
-    columns = tasks + [k for k in extra if any(k in v for p in per_method.values() for v in p.values())] + [AVERAGE]
-    cells, seeds = {}, {}
+    tasks = [t for t in task_order(runs, per_method) if t not in shown]
+    present = [k for k in shown if any(k in v for p in per_method.values() for v in p.values())]
     for name, per_seed in per_method.items():
-        per_seed = with_average(per_seed, tasks)
-        seeds[name] = sorted(per_seed)
+        per_method[name] = with_average(per_seed, tasks)
         if 0 < len(per_seed) < len(cfg.seeds):
             notes.append(f"{name}: {len(per_seed)} of {len(cfg.seeds)} seeds")
-        cells[name] = {c: (*mean_std(v), len(v)) for c in columns if (v := [x[c] for x in per_seed.values() if c in x])}
-    return Table(columns, cells, seeds, notes)
+    baseline = cfg.baseline if cfg.baseline in per_method else None
+    return Table(tasks + [AVERAGE] + present, per_method, notes, baseline)
 
 
 def ablation(runs: list[Run], cfg, key: str = AVERAGE) -> list[dict]:
-    """One row per token share: each ablation method's mean and std of ``key`` over seeds."""
+    """One row per token share: each ablation method's mean, std and standard error of ``key`` over seeds."""
     rows = []
     for share in cfg.ablation:
         row: dict[str, Any] = {"data_prop": share}
@@ -176,42 +234,84 @@ def ablation(runs: list[Run], cfg, key: str = AVERAGE) -> list[dict]:
                                       cfg.ablation_seed_list)
             tasks = sorted({k for v in per_seed.values() for k in v} - {key})
             values = [v[key] for v in with_average(per_seed, tasks).values() if key in v]
-            mean, std = mean_std(values) if values else (None, None)
-            row.update({name: mean, f"{name}_std": std, f"{name}_seeds": len(values)})
+            stat = Stat.of(values) if values else None
+            row.update({name: stat and stat.mean, f"{name}_std": stat and stat.std, f"{name}_se": stat and stat.se,
+                        f"{name}_seeds": len(values)})
         rows.append(row)
     return rows
 
 
-def _fmt(cell, scale: float, digits: int) -> str:
-    mean, std, _ = cell
-    return f"{mean * scale:.{digits}f}" + ("" if std is None else f" ± {std * scale:.{digits}f}")
+def _num(x: float, scale: float, digits: int, sign: bool = False) -> str:
+    return f"{x * scale:{'+' if sign else ''}.{digits}f}"
 
 
-def to_markdown(table: Table, extra: tuple[str, ...] = (), scale: float = 100.0, digits: int = 2) -> str:
-    """The paper's layout: a row per method, lm-eval scores in percent, the best mean of each column in bold."""
-    lines = ["| Method | " + " | ".join(table.columns) + " | Seeds |", "|---|" + "---:|" * (len(table.columns) + 1)]
-    best = {c: max((cells[c][0] for cells in table.cells.values() if c in cells), default=None) for c in table.columns}
-    for name, cells in table.cells.items():
+def _cell(stat: Stat | None, scale: float, digits: int) -> str:
+    if stat is None:
+        return ""
+    return _num(stat.mean, scale, digits) + ("" if stat.se is None else f" ± {_num(stat.se, scale, digits)}")
+
+
+def _diff_cell(d: Diff | None, scale: float, digits: int) -> str:
+    if d is None:
+        return ""
+    if d.low is None:
+        return _num(d.mean, scale, digits, sign=True)
+    return f"{_num(d.mean, scale, digits, sign=True)} [{_num(d.low, scale, digits)}, {_num(d.high, scale, digits)}]"
+
+
+def _scale(column: str, extra: tuple[str, ...], scale: float, digits: int) -> tuple[float, int]:
+    return (1.0, 3) if column in extra else (scale, digits)  # extra metrics keep their own units
+
+
+def to_markdown(table: Table, extra: tuple[str, ...] = (), scale: float = 100.0, digits: int = 2,
+                labels: dict[str, str] | None = None) -> str:
+    """The paper's layout: a row per method, scores in percent as mean ± standard error over seeds, the best
+    mean of each column in bold; then each method minus the baseline, paired by seed, with a 95% interval."""
+    labels = labels or {}
+    head = "| Method | " + " | ".join(labels.get(c, c) for c in table.columns) + " | Seeds |"
+    rule = "|---|" + "---:|" * (len(table.columns) + 1)
+    stats = {m: {c: table.stat(m, c) for c in table.columns} for m in table.values}
+    best = {c: max((s[c].mean for s in stats.values() if s[c]), default=None) for c in table.columns}
+    lines = [head, rule]
+    for name, cells in stats.items():
         row = []
         for c in table.columns:
-            if c not in cells:
-                row.append("")
-                continue
-            s, d = (1.0, 3) if c in extra else (scale, digits)  # extra metrics keep their own units
-            text = _fmt(cells[c], s, d)
-            row.append(f"**{text}**" if c not in extra and cells[c][0] == best[c] and len(table.cells) > 1 else text)
+            text = _cell(cells[c], *_scale(c, extra, scale, digits))
+            bold = cells[c] and c not in extra and cells[c].mean == best[c] and len(stats) > 1
+            row.append(f"**{text}**" if bold else text)
         lines.append(f"| {name} | " + " | ".join(row) + f" | {len(table.seeds[name])} |")
+    if table.baseline:
+        lines += ["", f"Minus {table.baseline}, paired by seed: mean [95% t interval]", "", head, rule]
+        for name in table.values:
+            if name != table.baseline and table.values[name]:
+                row = [_diff_cell(table.diff(name, c), *_scale(c, extra, scale, digits)) for c in table.columns]
+                n = max((d.n for c in table.columns if (d := table.diff(name, c))), default=0)
+                lines.append(f"| {name} | " + " | ".join(row) + f" | {n} |")
+    return "\n".join(lines) + "\n"
+
+
+def ablation_markdown(rows: list[dict], methods: list[str], scale: float = 100.0, digits: int = 2) -> str:
+    """The ablation rows as a table: a row per token share, each method's mean ± standard error."""
+    lines = ["| data_prop | " + " | ".join(methods) + " |", "|---:|" + "---:|" * len(methods)]
+    for r in rows:
+        cells = [_cell(Stat(r[m], r[f"{m}_std"], r[f"{m}_seeds"]) if r[m] is not None else None, scale, digits)
+                 for m in methods]
+        lines.append(f"| {r['data_prop']:g} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def to_csv_rows(table: Table) -> list[dict]:
-    """One row per method: ``<column>_mean``, ``<column>_std`` (unscaled) and the seeds."""
+    """One row per method: per column the mean, sample std, standard error, and the paired difference to the
+    baseline with its 95% interval (unscaled)."""
     rows = []
-    for name, cells in table.cells.items():
+    for name in table.values:
         row: dict[str, Any] = {"method": name, "seeds": " ".join(str(s) for s in table.seeds[name])}
         for c in table.columns:
-            mean, std, _ = cells.get(c, (None, None, 0))
-            row.update({f"{c}_mean": mean, f"{c}_std": std})
+            stat, diff = table.stat(name, c), table.diff(name, c)
+            row.update({f"{c}_mean": stat and stat.mean, f"{c}_std": stat and stat.std, f"{c}_se": stat and stat.se})
+            if table.baseline:
+                row.update({f"{c}_diff": diff and diff.mean, f"{c}_diff_low": diff and diff.low,
+                            f"{c}_diff_high": diff and diff.high})
         rows.append(row)
     return rows
 
@@ -234,10 +334,23 @@ def _method_groups(cfg, names: list[str]) -> list[tuple[list[str], dict]]:
     return groups
 
 
-def experiment_grid(cfg) -> list[tuple[str, dict]]:
-    """(name, params) of every experiment the comparison needs: the methods at ``cfg.data_prop``
-    and the ablation methods at each share, once per seed (its ``ablation_seeds``); identical params
-    are queued once."""
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    params: dict  # dotted keys, as `dvc exp run -S` sets them
+    targets: tuple[str, ...] = ()  # the stages it needs; () runs the whole pipeline
+
+
+def targets(cfg, members: list[str]) -> tuple[str, ...]:
+    """What the methods served by one experiment read: round fixed's metrics only need the stages up to
+    ``evaluate@fixed`` (about half the pipeline on the default data: warm-up and fixed round, no chunks); a
+    method of the last round needs them all."""
+    return (f"evaluate@{FIXED}",) if all(cfg.methods[m].metrics == "fixed" for m in members) else ()
+
+
+def experiment_grid(cfg) -> list[Experiment]:
+    """Every experiment the comparison needs: the methods at ``cfg.data_prop`` and the ablation methods at
+    each share, once per seed (its ``ablation_seeds``); identical params are queued once."""
     specs, seen = [], set()
     plan = [(g, cfg.data_prop, "", cfg.seeds) for g in _method_groups(cfg, list(cfg.methods))]
     plan += [(g, share, f"-p{share:g}", cfg.ablation_seed_list)
@@ -248,5 +361,5 @@ def experiment_grid(cfg) -> list[tuple[str, dict]]:
             key = frozenset((k, str(v)) for k, v in full.items())
             if key not in seen:
                 seen.add(key)
-                specs.append((f"{'+'.join(members)}{tag}-s{seed}", full))
+                specs.append(Experiment(f"{'+'.join(members)}{tag}-s{seed}", full, targets(cfg, members)))
     return specs
