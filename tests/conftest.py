@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
@@ -23,8 +22,6 @@ if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):  # workers share the cores: no o
 from tests.shell import sh  # noqa: E402
 from tests.tiny import make_repo, run_stages, tiny_raw  # noqa: E402
 
-BUILDER = pytest.StashKey[threading.Thread]()
-
 
 @pytest.fixture(scope="session")
 def tiny_params():
@@ -33,17 +30,14 @@ def tiny_params():
     return parse_params(tiny_raw())
 
 
-def session_root(tmp_path_factory) -> Path:
-    """The session's temporary folder: pytest-xdist gives each worker a folder inside the controller's."""
-    root = tmp_path_factory.getbasetemp()
-    return root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root
-
-
-def built_once(root: Path, name: str, build) -> Path:
+def built_once(tmp_path_factory, name: str, build) -> Path:
     """``build(path)`` once per test session, shared by every pytest-xdist worker (``./run test``
-    runs two): the first process to ask builds it under a file lock, the others wait and reuse it."""
+    runs two): the first worker to ask builds it under a file lock, the others wait and reuse it."""
     from filelock import FileLock
 
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the session's folder, above each worker's own
     path, done = root / name, root / f"{name}.done"
     with FileLock(str(root / f"{name}.lock")):
         if not done.exists():
@@ -57,7 +51,7 @@ def built_once(root: Path, name: str, build) -> Path:
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, tiny_params):
     """One tiny run of every stage's run(), in process, shared by the session's tests (read only)."""
-    return built_once(session_root(tmp_path_factory), "tiny_run", lambda path: run_stages(path, tiny_params))
+    return built_once(tmp_path_factory, "tiny_run", lambda path: run_stages(path, tiny_params))
 
 
 @pytest.fixture(scope="session")
@@ -67,40 +61,19 @@ def tiny_tokenizer(tiny_run):
     return load_tokenizer(tiny_run / "out" / "base")
 
 
-def build_reproduced(path: Path) -> None:
-    repo = make_repo(path / "repo")
-    # one DVC cache for this repository and every copy of it (copy_repo): a stage that two tests run on
-    # the same inputs (the retrain flow's and the schedule's new round) is run once, then restored
-    sh(f"dvc cache dir --local {path / 'dvc-cache'}", repo)
-    (path / "repro.log").write_text(sh("dvc repro", repo))  # what the first repro ran, for the tests
-    sh("git add -A && git commit -qm repro", repo)
-
-
 @pytest.fixture(scope="session")
 def reproduced_repo(tmp_path_factory):
     """A git + DVC repository of the project on the tiny config after one whole `dvc repro`, committed.
     Read only: a test that changes a repository copies it (:func:`tests.shell.copy_repo`)."""
-    return built_once(session_root(tmp_path_factory), "reproduced", build_reproduced) / "repo"
+    def build(path):
+        repo = make_repo(path / "repo")
+        # one DVC cache for this repository and every copy of it (copy_repo): a stage that two tests run on
+        # the same inputs (the retrain flow's and the schedule's new round) is run once, then restored
+        sh(f"dvc cache dir --local {path / 'dvc-cache'}", repo)
+        (path / "repro.log").write_text(sh("dvc repro", repo))  # what the first repro ran, for the tests
+        sh("git add -A && git commit -qm repro", repo)
 
-
-def pytest_sessionstart(session):
-    """The whole suite on workers (``./run test``, CI): the controller, idle while the workers test, starts
-    building the reproduced repository at once, in a thread. Built on first use instead, it kept the worker that
-    asked second waiting about 100 s with nothing to do (2 cores, 2026-12-02)."""
-    config = session.config
-    whole = config.args_source == pytest.Config.ArgsSource.TESTPATHS and "slow" not in (config.option.markexpr or "")
-    if os.environ.get("PYTEST_XDIST_WORKER") or not getattr(config.option, "numprocesses", None) or not whole:
-        return
-    root = config._tmp_path_factory.getbasetemp()  # the workers' folders are made inside it
-    session.config.stash[BUILDER] = thread = threading.Thread(
-        target=built_once, args=(root, "reproduced", build_reproduced), daemon=True)
-    thread.start()
-
-
-def pytest_sessionfinish(session):
-    thread = session.config.stash.get(BUILDER, None)
-    if thread is not None:
-        thread.join()  # never leave a half-built repository (or its `dvc repro`) behind
+    return built_once(tmp_path_factory, "reproduced", build) / "repo"
 
 
 @pytest.fixture(scope="session")

@@ -108,7 +108,7 @@ def test_the_profile_fills_in_only_what_the_sections_leave_unset():
 
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     p = parse_params(raw)
-    assert (p.train.method, p.train.epochs, p.round_train("warmup").epochs) == ("full", 16, 30)
+    assert (p.train.method, p.train.epochs, p.round_train("warmup").epochs) == ("full", 3, 20)
     assert parse_params({**raw, "train": {**raw["train"], "epochs": 2}}).train.epochs == 2  # an explicit key wins
     assert parse_params({**raw, "profile": {}}).train.method == "lora"  # no profile: the real-model defaults
 

@@ -10,9 +10,9 @@
 Methods, seeds and the ablation come from the ``compare`` section of params (tokenclean/config.py).
 Writes ``<out>/compare.md`` and ``compare.csv`` (methods by tasks, mean ± standard error over seeds, each
 method minus the baseline paired by seed), ``<out>/ablation.csv`` (the metric against data_prop, for a DVC
-plot), ``ablation.md`` and ``ablation.svg``. ``--docs`` replaces what lies between ``<!-- compare:NAME -->``
-and ``<!-- /compare:NAME -->`` (NAME: ``compare`` or ``ablation``) with that file, so the tables in the
-docs are always generated, never retyped.
+plot), ``ablation.md`` and ``ablation.svg``. ``--docs`` replaces what lies between ``<!-- compare:FILE -->``
+and ``<!-- /compare:FILE -->`` (FILE: ``results/compare.md`` or ``results/ablation.md``, under ``--out``) with
+that file, so the tables in the docs are always generated, never retyped.
 """
 
 from __future__ import annotations
@@ -175,11 +175,12 @@ def report(runs: list[Run], cfg, out: Path, extra: tuple[str, ...], ablation_key
 
 
 def fill_docs(path: Path, tables: dict[str, str]) -> list[str]:
-    """Replace each ``<!-- compare:NAME -->`` ... ``<!-- /compare:NAME -->`` block of ``path`` with
-    ``tables[NAME]``; the names filled. A file without markers is left alone."""
+    """Replace each ``<!-- compare:FILE -->`` ... ``<!-- /compare:FILE -->`` block of ``path`` with
+    ``tables[FILE]`` (FILE: a written table's path from the repository root, e.g. ``results/compare.md``); the
+    files filled in. A file without such blocks is left alone."""
     text, filled = path.read_text(), []
     for name, table in tables.items():
-        block = re.compile(rf"(<!-- compare:{name} -->\n).*?(<!-- /compare:{name} -->)", re.S)
+        block = re.compile(rf"(<!-- compare:{re.escape(name)} -->\n).*?(<!-- /compare:{re.escape(name)} -->)", re.S)
         text, n = block.subn(lambda m: m.group(1) + table + m.group(2), text)  # noqa: B023 - used at once
         filled += [name] * bool(n)
     path.write_text(text)
@@ -208,10 +209,12 @@ def command(args) -> int:
     show = show or experiments(repo, args.all_commits)
     runs = [with_rounds(r, repo) for r in runs_from_exp_show(show, args.experiments)]
     print(report(runs, cfg, repo / args.out, tuple(args.extra), args.ablation_metric), end="")
-    tables = {name: (repo / args.out / f"{name}.md").read_text() for name in ("compare", "ablation")}
+    out = (repo / args.out).resolve()
+    rel = out.relative_to(repo.resolve()).as_posix() if out.is_relative_to(repo.resolve()) else out.as_posix()
+    tables = {f"{rel}/{name}.md": (out / f"{name}.md").read_text() for name in ("compare", "ablation")}
     for doc in args.docs:
         filled = fill_docs(Path(doc), tables)
-        print(f"{doc}: {', '.join(filled) or 'no <!-- compare:NAME --> block'} filled", file=sys.stderr)
+        print(f"{doc}: {', '.join(filled) or 'no <!-- compare:FILE --> block'} filled", file=sys.stderr)
     return 0
 
 
@@ -235,7 +238,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--run", action="store_true", help="run the queue (dvc exp run --run-all), then compare")
     p.add_argument("--jobs", type=int, default=1, help="experiments run at once by --run (default: 1)")
     p.add_argument("--docs", nargs="+", default=[], metavar="FILE",
-                   help="put compare.md and ablation.md into the <!-- compare:NAME --> blocks of these files")
+                   help="put compare.md and ablation.md into the <!-- compare:OUT/compare.md --> blocks of these files")
     p.add_argument("--dry-run", action="store_true", help="with --queue: print the commands, queue nothing")
     p.add_argument("--from-json", metavar="FILE",
                    help="read `dvc exp show --json` output from FILE instead of running it")

@@ -135,7 +135,7 @@ def with_average(per_seed: dict, tasks: list[str]) -> dict:
 def task_order(runs: list[Run], per_method: dict) -> list[str]:
     """The lm-eval tasks seen, in the order of the first run's evaluate.lm_eval.tasks, others sorted after."""
     seen = {k for per_seed in per_method.values() for values in per_seed.values() for k in values}
-    lists = (r.params.get("evaluate.lm_eval.tasks") for r in runs)
+    lists = (r.params.get(k) for r in runs for k in ("evaluate.lm_eval.tasks", "profile.evaluate.lm_eval.tasks"))
     listed = next((x for x in lists if isinstance(x, list)), [])
     return [t for t in listed if t in seen] + sorted(seen - set(listed))
 
@@ -218,8 +218,8 @@ def main_table(runs: list[Run], cfg, extra: tuple[str, ...] = ()) -> Table:
     present = [k for k in shown if any(k in v for p in per_method.values() for v in p.values())]
     for name, per_seed in per_method.items():
         per_method[name] = with_average(per_seed, tasks)
-        if 0 < len(per_seed) < len(cfg.seeds):
-            notes.append(f"{name}: {len(per_seed)} of {len(cfg.seeds)} seeds")
+        if len(per_seed) < len(cfg.seeds):
+            notes.append(f"{name}: {len(per_seed)} of {len(cfg.seeds)} seeds" + ", left out" * (not per_seed))
     baseline = cfg.baseline if cfg.baseline in per_method else None
     return Table(tasks + [AVERAGE] + present, per_method, notes, baseline)
 
@@ -270,7 +270,7 @@ def to_markdown(table: Table, extra: tuple[str, ...] = (), scale: float = 100.0,
     labels = labels or {}
     head = "| Method | " + " | ".join(labels.get(c, c) for c in table.columns) + " | Seeds |"
     rule = "|---|" + "---:|" * (len(table.columns) + 1)
-    stats = {m: {c: table.stat(m, c) for c in table.columns} for m in table.values}
+    stats = {m: {c: table.stat(m, c) for c in table.columns} for m, v in table.values.items() if v}
     best = {c: max((s[c].mean for s in stats.values() if s[c]), default=None) for c in table.columns}
     lines = [head, rule]
     for name, cells in stats.items():
@@ -280,7 +280,7 @@ def to_markdown(table: Table, extra: tuple[str, ...] = (), scale: float = 100.0,
             bold = cells[c] and c not in extra and cells[c].mean == best[c] and len(stats) > 1
             row.append(f"**{text}**" if bold else text)
         lines.append(f"| {name} | " + " | ".join(row) + f" | {len(table.seeds[name])} |")
-    if table.baseline:
+    if table.baseline and table.values.get(table.baseline):
         lines += ["", f"Minus {table.baseline}, paired by seed: mean [95% t interval]", "", head, rule]
         for name in table.values:
             if name != table.baseline and table.values[name]:
