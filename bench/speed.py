@@ -1,6 +1,6 @@
 """Scoring and masked-SFT speed: the project's code against the published recipe's way, in one run.
 
-    python -m bench.speed --shape 1b,3b       # on a GPU: the Performance table of the README
+    python -m bench.speed --shape 1b,3b,8b    # on a GPU: the table of docs/performance.md
     python -m bench.speed --shape tiny        # seconds on a CPU (what CI runs)
 
 For each shape, on the same random-weight model and the same generated samples, it measures
@@ -12,6 +12,10 @@ useful FLOPs reach (see :func:`bench.workload.forward_flops`):
   (b) score   the recipe's way (bench/recipe.py), two passes of the plain model
   (c) train   optimizer steps of the project's trainer (LoRA r=64, 60% of response tokens kept)
   (d) train   the recipe's loop on the same data
+  (e) train   with ``--full``: full fine-tuning of every weight with gradient checkpointing
+
+The project runs once per ``--variants`` entry: kernels (``torch``, ``liger``), ``+pack`` for
+packed batches (samples end to end, varlen attention on CUDA).
 
 It also times global selection over ``--select-tokens`` response tokens and measures the bytes
 each stored score takes in scores.parquet. Prints a Markdown table; ``--json`` keeps every figure.
@@ -55,7 +59,7 @@ from tokenclean.model.training import train  # noqa: E402
 
 KEEP = 0.6  # share of response tokens kept, for selection and for masked SFT
 # project trainer's micro-batch: what fits 80 GB without checkpointing
-TRAIN_TOKENS = {"tiny": 4096, "1b": 16384, "3b": 8192}
+TRAIN_TOKENS = {"tiny": 4096, "1b": 16384, "3b": 8192, "8b": 4096}
 
 
 def sync(device) -> None:
@@ -115,26 +119,35 @@ def score_recipe(shape, samples: Samples, device, peak: float) -> tuple[dict, li
     return _rate(row, 2 * int(samples.lengths.sum()), flops, peak), recipe.per_token(base, samples)
 
 
-def score_project(shape, samples: Samples, device, peak: float, kernels: str, batch_tokens: int, chunk: int):
+def variant(name: str) -> tuple[str, bool]:
+    """``liger+pack`` -> (kernels, packed)."""
+    kernels, *flags = name.split("+")
+    if kernels not in ("torch", "liger") or set(flags) - {"pack"}:
+        raise SystemExit(f"unknown variant {name!r}: torch or liger, optionally +pack")
+    return kernels, "pack" in flags
+
+
+def score_project(shape, samples: Samples, device, peak: float, name: str, batch_tokens: int, chunk: int):
+    kernels, packed = variant(name)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     # the reference as the score stage loads it: base + LoRA adapter, all in the compute dtype,
     # one model for both passes
     model = prepare_finetune(build_model(shape, dtype, device), FinetuneCfg(method="lora", lora_r=64, lora_alpha=16),
                              "bench").to(dtype)
     args = (samples.ids, samples.labels, 0, batch_tokens, chunk)
-    row = {"work": "score", "method": f"project[{kernels}]"}
+    row = {"work": "score", "method": f"project[{name}]"}
     # Warm-up: both passes once, untimed. Triton compiles a kernel variant the first time it meets
     # a new kind of shape; a long run pays that once, a short benchmark must not count it.
     t0 = clock(device)
-    score_base_and_reference(model, *args, kernels=kernels)
+    score_base_and_reference(model, *args, kernels=kernels, packed=packed)
     row["cold_seconds"] = clock(device) - t0
     # the two passes of tokenclean.method.scoring.score_base_and_reference, timed one by one
     with measured(device, row):
         t0 = clock(device)
-        score_dataset(model, *args, kernels=kernels)
+        score_dataset(model, *args, kernels=kernels, packed=packed)
         t1 = clock(device)
         with model.disable_adapter():
-            nll = score_dataset(model, *args, kernels=kernels)
+            nll = score_dataset(model, *args, kernels=kernels, packed=packed)
         row.update(reference_pass_seconds=t1 - t0, base_pass_seconds=clock(device) - t1)
     del model
     flops = 2 * forward_flops(shape, samples.lengths, samples.labelled())
@@ -159,20 +172,28 @@ def train_recipe(shape, samples: Samples, device, peak: float, steps: int) -> di
     return _rate(row, tokens, 2 * forward_flops(shape, seen.lengths, seen.labelled()), peak)
 
 
-def train_project(shape, samples: Samples, device, peak: float, kernels: str, batch_tokens: int, steps: int) -> dict:
-    cfg = FinetuneCfg(method="lora", lora_r=64, lora_alpha=16, epochs=1, lr=1e-4, batch_tokens=batch_tokens)
+def train_project(shape, samples: Samples, device, peak: float, name: str, batch_tokens: int, steps: int,
+                  full: bool = False) -> dict:
+    """LoRA r=64 steps of the project's trainer; ``full``: every weight trained, activations checkpointed."""
+    kernels, packed = variant(name)
+    cfg = FinetuneCfg(method="full" if full else "lora", lora_r=64, lora_alpha=16, epochs=1, lr=1e-4,
+                      batch_tokens=batch_tokens)
     model = prepare_finetune(build_model(shape, torch.bfloat16 if device.type == "cuda" else torch.float32, device),
                              cfg, "bench")
     take = int(np.searchsorted(np.cumsum(samples.lengths), steps * batch_tokens * 0.95)) + 1
     part = samples.subset(range(min(take, len(samples.ids))))
     warm = samples.subset(range(0, len(samples.ids), 8))  # all kinds of batch shapes
-    train(model, warm.ids, warm.labels, cfg, pad_id=0, seed=0, kernels=kernels)  # warm-up, as for scoring
-    row = {"work": "train", "method": f"project[{kernels}]"}
+    run = dict(pad_id=0, seed=0, kernels=kernels, packed=packed, checkpointing=full)
+    train(model, warm.ids, warm.labels, cfg.model_copy(update={"epochs": 0.1}) if full else cfg, **run)  # warm-up
+    row = {"work": "train", "method": f"project[{name}{',full,checkpointed' if full else ''}]"}
     with measured(device, row):
-        stats = train(model, part.ids, part.labels, cfg, pad_id=0, seed=0, kernels=kernels)
+        stats = train(model, part.ids, part.labels, cfg, **run)
     row["steps"] = stats["steps"]
     del model
-    return _rate(row, int(part.lengths.sum()), 2 * forward_flops(shape, part.lengths, part.labelled()), peak)
+    # useful work: forward and the input-gradient pass (2x a forward; LoRA's weight gradients are
+    # tiny), plus the weight-gradient pass for full fine-tuning (3x); the checkpointed recompute is overhead
+    passes = 3 if full else 2
+    return _rate(row, int(part.lengths.sum()), passes * forward_flops(shape, part.lengths, part.labelled()), peak)
 
 
 def selection(n_tokens: int, shape: str) -> dict:
@@ -235,13 +256,18 @@ def table(results: list[dict]) -> str:
 
 def parse(argv=None):
     p = argparse.ArgumentParser(prog="python -m bench.speed", description=__doc__.split("\n\n")[0])
-    p.add_argument("--shape", default="1b", help="comma-separated: tiny, 1b, 3b")
+    p.add_argument("--shape", default="1b", help="comma-separated: tiny, 1b, 3b, 8b")
     p.add_argument("--score-samples", type=int, help="samples scored (default: 1000 on GPU, 48 on CPU)")
     p.add_argument("--train-steps", type=int, help="timed optimizer steps of each trainer (default 30 / 3)")
     p.add_argument("--score-tokens", type=int, default=32768, help="project scorer: tokens per batch")
     p.add_argument("--train-tokens", type=int, help="project trainer: tokens per micro-batch (default per shape)")
     p.add_argument("--chunk", type=int, default=4096, help="project: positions per LM-head chunk")
-    p.add_argument("--kernels", help="comma-separated: torch, liger (default: both on CUDA when liger is installed)")
+    p.add_argument("--variants", "--kernels", dest="variants",
+                   help="comma-separated project variants: torch, liger, each optionally +pack "
+                        "(default: torch and torch+pack, and liger and liger+pack on CUDA when liger is installed)")
+    p.add_argument("--full", default="",
+                   help="comma-separated shapes at which to also time full fine-tuning with gradient "
+                        "checkpointing (the last variant)")
     p.add_argument("--select-tokens", type=int,
                    help="tokens for the selection timing (default 10M on GPU, 200k on CPU)")
     p.add_argument("--matmul", type=int, help="matrix size for the bf16 rate (default 8192 on GPU, 512 on CPU)")
@@ -275,7 +301,8 @@ def main(argv=None) -> list[dict]:
     gpu = device.type == "cuda"
     env = {**environment(device),
            "command": " ".join(["python -m bench.speed", *(argv if argv is not None else sys.argv[1:])])}
-    kernels = (a.kernels or ("torch,liger" if gpu and env["liger_kernel"] else "torch")).split(",")
+    variants = (a.variants or ("torch,torch+pack,liger,liger+pack" if gpu and env["liger_kernel"]
+                               else "torch,torch+pack")).split(",")
     peak = matmul_rate(device, a.matmul or (8192 if gpu else 512))
     env["bf16_matmul_tflops"] = peak / 1e12
     print(json.dumps(env), flush=True)
@@ -286,18 +313,20 @@ def main(argv=None) -> list[dict]:
         row, recipe_nll = score_recipe(shape, samples, device, peak)
         emit(results, row, shape)
         first = None
-        for k in kernels:
+        for k in variants:
             row, nll = score_project(shape, samples, device, peak, k, a.score_tokens, a.chunk)
             row.update(agreement(nll, recipe_nll, "recipe"))
-            row.update(agreement(nll, first, kernels[0]) if first else {})
+            row.update(agreement(nll, first, variants[0]) if first else {})
             first = first or nll
             emit(results, row, shape)
         del recipe_nll, first
         masked = keep_share(sft_samples(shape, 4000 if gpu else 64, seed=2), KEEP)
         emit(results, train_recipe(shape, masked, device, peak, steps), shape)
         budget = a.train_tokens or TRAIN_TOKENS[shape]
-        for k in kernels:
+        for k in variants:
             emit(results, train_project(shape, masked, device, peak, k, budget, steps), shape)
+        if shape in a.full.split(","):
+            emit(results, train_project(shape, masked, device, peak, variants[-1], budget, steps, full=True), shape)
     emit(results, selection(a.select_tokens or (10_000_000 if gpu else 200_000), "1b" if gpu else "tiny"))
     report(env, results)
     if a.json:

@@ -15,7 +15,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from tokenclean.columns import IGNORE
 
-# Llama 3.2 1B and 3B shapes; "tiny" runs in seconds on a CPU (CI).
+# Llama 3.2 1B and 3B and Llama 3.1 8B shapes; "tiny" runs in seconds on a CPU (CI).
 SHAPES = {
     "tiny": dict(vocab_size=512, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
                  num_key_value_heads=2, intermediate_size=128, tie_word_embeddings=True),
@@ -23,9 +23,12 @@ SHAPES = {
                num_key_value_heads=8, intermediate_size=8192, tie_word_embeddings=True),
     "3b": dict(vocab_size=128256, hidden_size=3072, num_hidden_layers=28, num_attention_heads=24,
                num_key_value_heads=8, intermediate_size=8192, tie_word_embeddings=True),
+    # Llama 3.1 8B, the paper's main scale
+    "8b": dict(vocab_size=128256, hidden_size=4096, num_hidden_layers=32, num_attention_heads=32,
+               num_key_value_heads=8, intermediate_size=14336, tie_word_embeddings=False),
 }
 # Sample lengths: log-normal (median, sigma) clipped to [shortest, longest], like an SFT set cut at 2048 tokens.
-LENGTHS = {"tiny": (40, 0.6, 8, 128), "1b": (350, 0.8, 32, 2048), "3b": (350, 0.8, 32, 2048)}
+LENGTHS = {"tiny": (40, 0.6, 8, 128), **{s: (350, 0.8, 32, 2048) for s in ("1b", "3b", "8b")}}
 
 
 def llama_config(shape: str) -> LlamaConfig:

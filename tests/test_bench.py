@@ -3,17 +3,22 @@
 import json
 
 import numpy as np
+import pytest
 
-from bench import recipe, speed
+from bench import pool, recipe, speed
 from bench.workload import forward_flops, keep_share, sft_samples
 from tokenclean.columns import IGNORE
 
 
 def test_tiny_benchmark_measures_every_method(tmp_path, capsys):
-    results = speed.main(["--shape", "tiny", "--kernels", "torch", "--json", str(tmp_path / "speed.json")])
+    results = speed.main(["--shape", "tiny", "--variants", "torch,torch+pack", "--full", "tiny",
+                          "--json", str(tmp_path / "speed.json")])
     methods = {(r["work"], r.get("method")) for r in results}
-    assert methods == {("score", "recipe"), ("score", "project[torch]"), ("train", "recipe"),
-                       ("train", "project[torch]"), ("select", None)}
+    assert methods == {("score", "recipe"), ("score", "project[torch]"), ("score", "project[torch+pack]"),
+                       ("train", "recipe"), ("train", "project[torch]"), ("train", "project[torch+pack]"),
+                       ("train", "project[torch+pack,full,checkpointed]"), ("select", None)}
+    packed = next(r for r in results if r["work"] == "score" and r["method"] == "project[torch+pack]")
+    assert packed["max_abs_nll_diff_vs_recipe"] < 1e-4 and packed["max_abs_nll_diff_vs_torch"] < 1e-4
     for r in results:
         if r["work"] != "select":
             assert r["tok_per_s"] > 0 and 0 < r["matmul_share"]
@@ -40,3 +45,15 @@ def test_samples_and_flops_are_what_the_table_assumes():
     # 1B Llama: about 2 x 1.0e9 matmul FLOPs per token in the decoder, 2 x 0.26e9 per head position
     per_token = forward_flops("1b", [1], 0) / 1
     assert 1.9e9 < per_token < 2.0e9 and forward_flops("1b", [1], 1) - per_token == 2 * 2048 * 128256
+
+
+@pytest.mark.slow
+def test_pool_benchmark_runs_the_real_score_and_select_stages(tmp_path):
+    result = pool.main(["--shape", "tiny", "--samples", "120", "--dir", str(tmp_path / "work"),
+                        "--json", str(tmp_path / "pool.json")])
+    assert result["samples"] == 120 and result["tokens"] > 0 and result["packing"]
+    assert abs(result["select"]["kept_share"] - 0.6) < 0.01  # the stage's own global cut
+    for name in ("score", "select"):
+        assert result[name]["seconds"] > 0 and 0.01 < result[name]["peak_host_gib"] < 8
+    assert result["select"]["peak_host_gib"] < result["score"]["peak_host_gib"]  # no model, no torch weights
+    assert json.loads((tmp_path / "pool.json").read_text())["tokens"] == result["tokens"]

@@ -29,9 +29,15 @@ def run_dir(tiny_run, tmp_path):
     return tmp_path
 
 
+def stage_env() -> dict:
+    """The environment of a stage subprocess: tasks/ is not installed, so the project root goes first on the path."""
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
+
+
 def stage_cli(stage: str, cwd, params_path) -> None:
     """``python -m tasks.<stage>``, which re-runs itself under accelerate launch on 2 processes."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}  # tasks/ is not installed
+    env = stage_env()
     done = subprocess.run([sys.executable, "-m", f"tasks.{stage}", "--params", str(params_path), "--round", "fixed"],
                           cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -84,6 +90,53 @@ def test_train_stage_on_two_processes_ends_with_the_one_process_weights(run_dir)
     assert two.keys() == one.keys() and two
     for name in one:
         torch.testing.assert_close(two[name], one[name], atol=1e-7, rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_packed_training_with_uneven_accumulation_on_two_processes_matches_one(run_dir):
+    # 3 micro-batches a step: one process accumulates two (no all-reduce on the first), the other one
+    params_path = write_tiny_params(run_dir / "params.yaml", compute={"processes": 2, "packing": True,
+                                                                      "gradient_checkpointing": True},
+                                    train={"method": "lora", "epochs": 2, "batch_tokens": 192, "lora_r": 4,
+                                           "grad_accum": 3})
+    stage_cli("train", run_dir, params_path)
+    two = adapter_weights(run_dir / "out" / "rounds" / "fixed" / "train" / "model")
+    in_process(train_stage, run_dir, params_path)
+    one = adapter_weights(run_dir / "out" / "rounds" / "fixed" / "train" / "model")
+    assert two.keys() == one.keys() and two
+    for name in one:
+        torch.testing.assert_close(two[name], one[name], atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_fsdp_full_finetuning_ends_with_the_plain_one_process_weights(run_dir):
+    """FSDP2 through accelerate on 2 GPUs where there are 2 (else its code path on one): the same weights."""
+    n = min(2, torch.cuda.device_count())
+    params_path = write_tiny_params(run_dir / "params.yaml", compute={"processes": n, "fsdp": True},
+                                    model={"dtype": "float32"},
+                                    train={"method": "full", "epochs": 2, "batch_tokens": 256, "grad_accum": 2})
+    env = stage_env()
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", *distributed.FSDP, "--num_processes", str(n),
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
+           str(distributed.free_port()), "-m", "tasks.train", "--params", str(params_path), "--round", "fixed"]
+    done = subprocess.run(cmd, cwd=run_dir, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    model = run_dir / "out" / "rounds" / "fixed" / "train" / "model" / "model.safetensors"
+    sharded = load_file(model)
+    in_process(train_stage, run_dir, params_path)
+    one = load_file(model)
+    assert sharded.keys() == one.keys() and one
+    for name in one:
+        torch.testing.assert_close(sharded[name], one[name], atol=1e-5, rtol=1e-4)
+
+
+def test_fsdp_is_for_full_finetuning(tmp_path):
+    from tokenclean.model.finetune import finetune
+
+    params = parse_params(yaml.safe_load(write_tiny_params(tmp_path / "p.yaml", compute={"fsdp": True}).read_text()))
+    with pytest.raises(ValueError, match="compute.fsdp shards full fine-tuning"):
+        finetune(params, params.train, [], [], tmp_path, tmp_path / "out", {}, "train@fixed")
 
 
 def test_several_processes_need_a_stage_command():

@@ -128,6 +128,15 @@ class ComputeCfg(Strict):
     # data-parallel processes, one per GPU; >1 re-runs the stage under accelerate launch
     processes: int = Field(1, ge=1)
     kernels: Literal["torch", "liger"] = "torch"  # liger: fused Triton kernels on CUDA (pip install 'tokenclean[gpu]')
+    # samples end to end in rows of batch_tokens, attention kept inside each (varlen flash attention
+    # on CUDA): no compute on padding, and batches of one shape
+    packing: bool = False
+    # recompute each decoder layer's activations in the backward pass: ~1/3 more compute, and
+    # activation memory of one layer instead of all (what lets a 1B full fine-tune fit beside its optimizer)
+    gradient_checkpointing: bool = False
+    # with processes > 1: shard weights, gradients and optimizer state over the processes (FSDP2
+    # through accelerate), for full fine-tuning larger than one GPU; otherwise each process holds a copy (DDP)
+    fsdp: bool = False
 
 
 class SelectCfg(Strict):

@@ -184,7 +184,7 @@ def paired(values: list[float], baseline: list[float]) -> Diff:
 
 @dataclass
 class Table:
-    columns: list[str]  # tasks, then extra metrics, then Average
+    columns: list[str]  # lm-eval tasks, Average, free generation, then extra metrics
     values: dict[str, dict]  # method -> seed -> column -> value
     notes: list[str]
     baseline: str | None = None  # the method the others are paired with
@@ -284,8 +284,9 @@ def to_markdown(table: Table, extra: tuple[str, ...] = (), scale: float = 100.0,
         lines += ["", f"Minus {table.baseline}, paired by seed: mean [95% t interval]", "", head, rule]
         for name in table.values:
             if name != table.baseline and table.values[name]:
-                row = [_diff_cell(table.diff(name, c), *_scale(c, extra, scale, digits)) for c in table.columns]
-                n = max((d.n for c in table.columns if (d := table.diff(name, c))), default=0)
+                diffs = {c: table.diff(name, c) for c in table.columns}
+                row = [_diff_cell(diffs[c], *_scale(c, extra, scale, digits)) for c in table.columns]
+                n = max((d.n for d in diffs.values() if d), default=0)
                 lines.append(f"| {name} | " + " | ".join(row) + f" | {n} |")
     return "\n".join(lines) + "\n"
 

@@ -47,7 +47,8 @@ class Scorer:
 
         p = self.params
         args = (ids, labels, self.pad, p.score.batch_tokens, p.score.chunk)
-        extra = dict(kernels=p.compute.kernels, shards=shards, sample_ids=sample_ids, window=window)
+        extra = dict(kernels=p.compute.kernels, shards=shards, sample_ids=sample_ids, window=window,
+                     packed=p.compute.packing)
         if self.lora:
             return score_base_and_reference(self.model, *args, **extra)
         ref = score_dataset(self.model, *args, desc="reference NLL", **extra)
@@ -88,7 +89,7 @@ def score_round(params: Params, stage: str, data, base, reference, out) -> None:
     c = params.compute
     folder = recovery.scratch(params.recovery.dir, stage, **inputs, score=params.score.model_dump(),
                               dtype=params.model.dtype, kernels=c.kernels, processes=c.processes,
-                              shard_tokens=params.recovery.score_shard_tokens)
+                              packing=c.packing, shard_tokens=params.recovery.score_shard_tokens)
     shards, scorer = Shards(folder, params.recovery.score_shard_tokens), Scorer(params, base, reference)
     meta = {"stage": stage, "config": params.score.model_dump(), "inputs": inputs}
     with ScoresWriter(out, data, meta, losses=True) as writer:

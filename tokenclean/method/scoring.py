@@ -2,9 +2,10 @@
 
 The LM head runs on the gathered response positions in chunks of ``chunk`` rows, so no
 ``batch x length x vocab`` logits tensor is ever built: memory is ``chunk x vocab``.
-Batches are length-sorted under a token budget; on CUDA they go without an attention mask
-(see :func:`tokenclean.model.batching.needs_mask`). In a launched process group each process
-scores every N-th batch and all get every result back (:mod:`tokenclean.model.distributed`).
+Batches are length-sorted under a token budget, right-padded (on CUDA without an attention mask,
+see :func:`tokenclean.model.batching.needs_mask`) or packed (``packed``: no padding at all).
+In a launched process group each process scores every N-th batch and all get every result back
+(:mod:`tokenclean.model.distributed`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from tokenclean.columns import IGNORE
 from tokenclean.method.align import predictor_positions, response_positions
 from tokenclean.model import distributed
 from tokenclean.model import kernels as K
-from tokenclean.model.batching import collate, needs_mask, token_budget_batches
+from tokenclean.model.batching import make_batch, token_budget_batches
+from tokenclean.model.packing import use_varlen
 from tokenclean.model.recovery import Shards
 
 log = logging.getLogger(__name__)
@@ -34,9 +36,9 @@ def response_hidden(model, batch: dict, targets: torch.Tensor | None = None):
     """(hidden states that predict the labelled tokens, those tokens), flat in row-major order."""
     labels = batch["labels"] if targets is None else targets
     decoder, _ = _parts(model)
-    hidden = decoder(
-        input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask"), position_ids=batch.get("position_ids")
-    ).last_hidden_state
+    # everything but the labels: ids, and a mask and positions (padded) or sample starts (packed). No
+    # KV cache: nothing is generated, and with a cache transformers would not read packed positions
+    hidden = decoder(**{k: v for k, v in batch.items() if k != "labels"}, use_cache=False).last_hidden_state
     rows, cols = response_positions(labels)
     return hidden[rows, predictor_positions(cols)], labels[rows, cols]
 
@@ -84,12 +86,12 @@ def shard_plan(batches: list[list[int]], lengths: list[int], shard_tokens: int) 
     return shards + ([current] if current else [])
 
 
-def _score_batches(model, batches, ids_list, labels_list, pad_id, chunk, kernels, bar) -> dict[int, np.ndarray]:
+def _score_batches(model, batches, ids_list, labels_list, pad_id, chunk, kernels, bar,
+                   packed: bool = False) -> dict[int, np.ndarray]:
     device = next(model.parameters()).device
     pending = []  # results stay on the device until the shard ends: no copy back stalls the next batch
     for rows in batches:
-        batch = collate([ids_list[r] for r in rows], [labels_list[r] for r in rows], pad_id, device=device,
-                        mask=needs_mask(device))
+        batch = make_batch([ids_list[r] for r in rows], [labels_list[r] for r in rows], pad_id, device, packed)
         counts = [int((np.asarray(labels_list[r]) != IGNORE).sum()) for r in rows]
         pending.append((rows, counts, token_nll(model, batch, chunk, kernels=kernels)))
         bar.update()
@@ -103,8 +105,11 @@ def _score_batches(model, batches, ids_list, labels_list, pad_id, chunk, kernels
 @torch.inference_mode()
 def score_dataset(model, ids_list, labels_list, pad_id: int, batch_tokens: int, chunk: int, desc="NLL",
                   kernels: str = "torch", shards: Shards | None = None, sample_ids: list | None = None,
-                  window: int = 0):
+                  window: int = 0, packed: bool = False):
     """Per-sample float32 arrays of response-token NLL, in the input's sample order.
+
+    ``packed``: batches of samples end to end (:func:`tokenclean.model.batching.collate_packed`),
+    ``batch_tokens`` real tokens each; the same losses as padded batches up to float rounding.
 
     With ``shards``, finished shards are saved as they complete and reused by a rerun (``window``:
     which window of a streamed pool these rows are, part of the shards' names).
@@ -112,8 +117,10 @@ def score_dataset(model, ids_list, labels_list, pad_id: int, batch_tokens: int, 
     """
     model.eval()
     K.apply(model, kernels)
+    if packed:
+        use_varlen(model)
     lengths = [len(x) for x in ids_list]
-    batches = distributed.share(token_budget_batches(lengths, batch_tokens))
+    batches = distributed.share(token_budget_batches(lengths, batch_tokens, packed=packed))
     shards = shards or Shards(None, 1 << 62)
     plan = shard_plan(batches, lengths, shards.tokens)
     local, reused = {}, 0
@@ -124,7 +131,7 @@ def score_dataset(model, ids_list, labels_list, pad_id: int, batch_tokens: int, 
             done = shards.load(name)
             if done is None:
                 shards.save(name, done := _score_batches(model, group, ids_list, labels_list, pad_id, chunk,
-                                                         kernels, bar))
+                                                         kernels, bar, packed))
             else:
                 reused += 1
                 bar.update(len(group))
@@ -147,14 +154,14 @@ def check_finite(losses: list[np.ndarray], sample_ids: list | None = None) -> No
 
 def score_base_and_reference(model, ids_list, labels_list, pad_id: int, batch_tokens: int, chunk: int,
                              kernels: str = "torch", shards: Shards | None = None, sample_ids: list | None = None,
-                             window: int = 0):
+                             window: int = 0, packed: bool = False):
     """(base NLL, reference NLL) from one model holding the reference as a LoRA adapter.
 
     The reference pass runs with the adapter, the base pass with it disabled: one model in
     memory, loaded once, for both.
     """
     args = (ids_list, labels_list, pad_id, batch_tokens, chunk)
-    extra = dict(kernels=kernels, shards=shards, sample_ids=sample_ids, window=window)
+    extra = dict(kernels=kernels, shards=shards, sample_ids=sample_ids, window=window, packed=packed)
     ref = score_dataset(model, *args, desc="reference NLL", **extra)
     with model.disable_adapter():
         base = score_dataset(model, *args, desc="base NLL", **extra)
