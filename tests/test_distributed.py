@@ -79,33 +79,21 @@ def test_score_stage_on_two_processes_gives_the_one_process_scores(run_dir):
 
 
 @pytest.mark.slow
-def test_train_stage_on_two_processes_ends_with_the_one_process_weights(run_dir):
-    params_path = write_tiny_params(run_dir / "params.yaml", compute={"processes": 2},
-                                    train={"method": "lora", "epochs": 2, "batch_tokens": 256, "lora_r": 4,
-                                           "grad_accum": 2})
-    stage_cli("train", run_dir, params_path)
-    two = adapter_weights(run_dir / "out" / "rounds" / "fixed" / "train" / "model")
-    in_process(train_stage, run_dir, params_path)
-    one = adapter_weights(run_dir / "out" / "rounds" / "fixed" / "train" / "model")
-    assert two.keys() == one.keys() and two
-    for name in one:
-        torch.testing.assert_close(two[name], one[name], atol=1e-7, rtol=1e-6)
-
-
-@pytest.mark.slow
-def test_packed_training_with_uneven_accumulation_on_two_processes_matches_one(run_dir):
+@pytest.mark.parametrize("compute, train, atol", [
+    ({}, {"batch_tokens": 256, "grad_accum": 2}, 1e-7),
     # 3 micro-batches a step: one process accumulates two (no all-reduce on the first), the other one
-    params_path = write_tiny_params(run_dir / "params.yaml", compute={"processes": 2, "packing": True,
-                                                                      "gradient_checkpointing": True},
-                                    train={"method": "lora", "epochs": 2, "batch_tokens": 192, "lora_r": 4,
-                                           "grad_accum": 3})
+    ({"packing": True, "gradient_checkpointing": True}, {"batch_tokens": 192, "grad_accum": 3}, 1e-6),
+], ids=["plain", "packed-checkpointed-uneven"])
+def test_train_stage_on_two_processes_ends_with_the_one_process_weights(run_dir, compute, train, atol):
+    params_path = write_tiny_params(run_dir / "params.yaml", compute={"processes": 2, **compute},
+                                    train={"method": "lora", "epochs": 2, "lora_r": 4, **train})
     stage_cli("train", run_dir, params_path)
     two = adapter_weights(run_dir / "out" / "rounds" / "fixed" / "train" / "model")
     in_process(train_stage, run_dir, params_path)
     one = adapter_weights(run_dir / "out" / "rounds" / "fixed" / "train" / "model")
     assert two.keys() == one.keys() and two
     for name in one:
-        torch.testing.assert_close(two[name], one[name], atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(two[name], one[name], atol=atol, rtol=10 * atol)
 
 
 @pytest.mark.gpu

@@ -82,6 +82,22 @@ def cosine(a, b):
     return float(torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0))
 
 
+def lora_bf16():
+    """A LoRA model on CUDA as training holds it: bf16 frozen weights, an fp32 adapter (PEFT's layout)."""
+    model = lora(model_fp32()).to(CUDA)
+    for p in model.parameters():
+        p.data = p.data.float() if p.requires_grad else p.data.to(torch.bfloat16)
+    return model
+
+
+def assert_same_step(a, b):
+    """Two (loss, adapter gradients) of one training step agree within bf16 tolerance."""
+    (loss_a, g_a), (loss_b, g_b) = a, b
+    assert abs(loss_a - loss_b) < 0.01 * loss_a
+    assert g_a.keys() == g_b.keys() and g_a
+    assert min(cosine(g_a[n], g_b[n]) for n in g_a) > 0.99
+
+
 def test_lora_step_on_bf16_weights_matches_fp32_gradient():
     ids, labels = rows(n=8, seed=3)
     cpu = lora(model_fp32())
@@ -128,16 +144,11 @@ def test_liger_scores_match_pytorch():
 @needs_liger
 def test_liger_training_gradient_matches_pytorch():
     ids, labels = rows(n=8, seed=5)
-    base = lora(model_fp32()).to(CUDA)
-    for p in base.parameters():
-        p.data = p.data.float() if p.requires_grad else p.data.to(torch.bfloat16)
+    base = lora_bf16()
     fused = copy.deepcopy(base)
     K.apply(fused, "liger")
     batch = collate(ids, labels, 0, device=CUDA, mask=False)
-    loss_a, g_a = adapter_grads(base, batch)
-    loss_b, g_b = adapter_grads(fused, batch, kernels="liger")
-    assert abs(loss_a - loss_b) < 0.01 * loss_a
-    assert min(cosine(g_a[n], g_b[n]) for n in g_a) > 0.99
+    assert_same_step(adapter_grads(base, batch), adapter_grads(fused, batch, kernels="liger"))
 
 
 def test_packed_varlen_scores_match_padded_ones():
@@ -152,12 +163,8 @@ def test_packed_varlen_scores_match_padded_ones():
 
 def test_packed_varlen_training_gradient_matches_padded():
     ids, labels = rows(n=8, seed=8)
-    base = lora(model_fp32()).to(CUDA)
-    for p in base.parameters():
-        p.data = p.data.float() if p.requires_grad else p.data.to(torch.bfloat16)
+    base = lora_bf16()
     packed = copy.deepcopy(base)
     assert packing.use_varlen(packed)
-    loss_a, g_a = adapter_grads(base, collate(ids, labels, 0, device=CUDA, mask=False))
-    loss_b, g_b = adapter_grads(packed, collate_packed(ids, labels, device=CUDA))
-    assert abs(loss_a - loss_b) < 0.01 * loss_a
-    assert min(cosine(g_a[n], g_b[n]) for n in g_a) > 0.99
+    assert_same_step(adapter_grads(base, collate(ids, labels, 0, device=CUDA, mask=False)),
+                     adapter_grads(packed, collate_packed(ids, labels, device=CUDA)))
