@@ -20,7 +20,7 @@ from tokenclean.method.align import predictor_positions, response_positions
 from tokenclean.model import distributed
 from tokenclean.model import kernels as K
 from tokenclean.model.batching import make_batch, token_budget_batches
-from tokenclean.model.packing import use_varlen
+from tokenclean.model.packing import unwrapped, use_varlen
 from tokenclean.model.recovery import Shards
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 def _parts(model):
     """(decoder, lm_head) of a causal LM, looking through a PEFT wrapper."""
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    inner = unwrapped(model)
     return inner.get_decoder(), inner.get_output_embeddings()
 
 

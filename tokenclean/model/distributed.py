@@ -122,7 +122,7 @@ def sum_value(value: float, device) -> float:
     """A number summed over processes (the step loss, each process's share of it)."""
     if world_size() <= 1:
         return value
-    total = torch.tensor([value], device=device, dtype=torch.float64 if device.type == "cpu" else torch.float32)
+    total = torch.tensor([value], device=device, dtype=torch.float64)
     dist.all_reduce(total)
     return float(total)
 

@@ -31,7 +31,7 @@ def finetune(params: Params, cfg: FinetuneCfg, ids, labels, base: Path, out: Pat
 
     ``meta`` goes into the checkpoint's meta.json with the hashes of the base and starting weights;
     ``curve`` gets one CSV row per optimizer step."""
-    c = params.compute  # a checkpoint is resumed only by a run of the same params, inputs and start weights
+    c = params.compute
     if c.fsdp and cfg.method != "full":
         raise ValueError(f"compute.fsdp shards full fine-tuning; {name} trains a LoRA adapter, which fits on "
                          "one GPU beside its base: set compute.fsdp: false, or train.method: full")
@@ -40,6 +40,7 @@ def finetune(params: Params, cfg: FinetuneCfg, ids, labels, base: Path, out: Pat
     model = start_model(params, cfg, base, tok, start)
     base_hash = file_hash(base)  # prev: the weights training starts from (the base unless ``start``)
     weights = {"base_sha256": base_hash, "prev_sha256": file_hash(start) if start else base_hash}
+    # a checkpoint is resumed only by a run of the same params, inputs and start weights
     folder = recovery.scratch(params.recovery.dir, name, config=cfg.model_dump(), seed=params.seed,
                               dtype=params.model.dtype, kernels=c.kernels, processes=c.processes,
                               packing=c.packing, data=rows_hash(ids, labels), **weights)

@@ -14,6 +14,7 @@ row (a causal row's padding sits after its real tokens, so they never see it).
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 
@@ -24,12 +25,24 @@ log = logging.getLogger(__name__)
 NAME = "tokenclean_varlen"
 
 
+def unwrapped(model):
+    """The transformers model itself, inside a PEFT wrapper or not."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 def _varlen():
     try:
         from torch.nn.attention.varlen import varlen_attn
     except ImportError:
         return None
     return varlen_attn
+
+
+@functools.cache
+def _varlen_options() -> frozenset[str]:
+    """The keyword arguments this PyTorch's varlen kernel takes (they changed between releases); read once,
+    not in every layer of every pass."""
+    return frozenset(inspect.signature(_varlen()).parameters)
 
 
 def varlen_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
@@ -44,8 +57,7 @@ def varlen_attention(module, query, key, value, attention_mask, scaling=None, dr
     else:  # padded rows: one sequence per row (a causal row's padding trails its tokens)
         cu, longest = torch.arange(0, (rows + 1) * width, width, device=query.device, dtype=torch.int32), width
     q, k, v = (t.transpose(1, 2).reshape(rows * width, t.shape[1], dim) for t in (query, key, value))
-    fn = _varlen()
-    params = inspect.signature(fn).parameters
+    params = _varlen_options()
     extra = {"window_size": (-1, 0)} if "window_size" in params else {"is_causal": True}
     if "scale" in params:
         extra["scale"] = scaling
@@ -53,7 +65,7 @@ def varlen_attention(module, query, key, value, attention_mask, scaling=None, dr
         extra["enable_gqa"] = k.shape[1] != heads
     elif k.shape[1] != heads:  # an older kernel without grouped-query support: repeat the key/value heads
         k, v = (t.repeat_interleave(heads // t.shape[1], dim=1) for t in (k, v))
-    out = fn(q, k, v, cu, cu, longest, longest, **extra)
+    out = _varlen()(q, k, v, cu, cu, longest, longest, **extra)
     return out.reshape(rows, width, heads, dim), None
 
 
@@ -67,10 +79,11 @@ def use_varlen(model) -> bool:
     Off CUDA, or without the kernel (PyTorch before 2.10), the model keeps its attention and
     packed rows take transformers' block-diagonal mask.
     """
-    device = next(model.parameters()).device
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    if device.type != "cuda" or inner.config._attn_implementation == NAME:
-        return device.type == "cuda" and inner.config._attn_implementation == NAME
+    inner = unwrapped(model)
+    if next(model.parameters()).device.type != "cuda":
+        return False
+    if inner.config._attn_implementation == NAME:
+        return True
     if _varlen() is None:
         log.warning("this PyTorch has no varlen attention: packed rows use a block-diagonal mask (slower)")
         return False

@@ -29,7 +29,7 @@ from tokenclean.method.scoring import head_nll, response_hidden
 from tokenclean.model import distributed
 from tokenclean.model import kernels as K
 from tokenclean.model.batching import make_batch, token_budget_batches
-from tokenclean.model.packing import use_varlen
+from tokenclean.model.packing import unwrapped, use_varlen
 from tokenclean.model.recovery import TrainState
 
 log = logging.getLogger(__name__)
@@ -61,8 +61,7 @@ class ResponseLoss(torch.nn.Module):
     def __init__(self, model, chunk: int = 4096, kernels: str = "torch"):
         super().__init__()
         self.model, self.chunk, self.kernels = model, chunk, kernels
-        inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-        self._no_split_modules = getattr(inner, "_no_split_modules", None)  # FSDP's unit: a decoder layer
+        self._no_split_modules = getattr(unwrapped(model), "_no_split_modules", None)  # FSDP's unit: a decoder layer
 
     def forward(self, **batch) -> torch.Tensor:
         with mixed_precision(self.model):  # no fused RoPE here: measured slower in training steps than PyTorch's
@@ -89,7 +88,7 @@ def accumulate(model, micro_batches: list[dict], chunk: int = 4096, n_kept: int 
     if n_kept is None:
         n_kept = sum(int((b["labels"] != IGNORE).sum()) for b in micro_batches)
     acc, scale = distributed.accelerator(), distributed.world_size()
-    batches = [(b, 1.0) for b in micro_batches] or ([(dummy, 0.0)] if acc is not None and dummy else [])
+    batches = [(b, 1.0) for b in micro_batches] or ([(dummy, 0.0)] if dummy else [])
     total = 0.0
     for i, (b, weight) in enumerate(batches):
         last = i == len(batches) - 1
