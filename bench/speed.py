@@ -15,7 +15,9 @@ useful FLOPs reach (see :func:`bench.workload.forward_flops`):
   (e) train   with ``--full``: full fine-tuning of every weight with gradient checkpointing
 
 The project runs once per ``--variants`` entry: kernels (``torch``, ``liger``), ``+pack`` for
-packed batches (samples end to end, varlen attention on CUDA).
+packed batches (samples end to end, varlen attention on CUDA), ``+compile`` for every decoder layer
+through ``torch.compile`` (regional: one graph that all layers share, dynamic shapes). A variant that
+fails (say a kernel torch.compile cannot trace) is reported with its error, and the run goes on.
 
 It also times global selection over ``--select-tokens`` response tokens and measures the bytes
 each stored score takes in scores.parquet. Prints a Markdown table; ``--json`` keeps every figure.
@@ -55,6 +57,7 @@ from tokenclean.method.scores import SCORES_SCHEMA  # noqa: E402
 from tokenclean.method.scoring import score_base_and_reference, score_dataset  # noqa: E402
 from tokenclean.method.selection import select, split_keep  # noqa: E402
 from tokenclean.model.checkpoint import prepare_finetune  # noqa: E402
+from tokenclean.model.packing import unwrapped  # noqa: E402
 from tokenclean.model.training import train  # noqa: E402
 
 KEEP = 0.6  # share of response tokens kept, for selection and for masked SFT
@@ -119,21 +122,47 @@ def score_recipe(shape, samples: Samples, device, peak: float) -> tuple[dict, li
     return _rate(row, 2 * int(samples.lengths.sum()), flops, peak), recipe.per_token(base, samples)
 
 
-def variant(name: str) -> tuple[str, bool]:
-    """``liger+pack`` -> (kernels, packed)."""
+def variant(name: str) -> tuple[str, bool, bool]:
+    """``liger+pack+compile`` -> (kernels, packed, compiled)."""
     kernels, *flags = name.split("+")
-    if kernels not in ("torch", "liger") or set(flags) - {"pack"}:
-        raise SystemExit(f"unknown variant {name!r}: torch or liger, optionally +pack")
-    return kernels, "pack" in flags
+    if kernels not in ("torch", "liger") or set(flags) - {"pack", "compile"}:
+        raise SystemExit(f"unknown variant {name!r}: torch or liger, optionally +pack and +compile")
+    return kernels, "pack" in flags, "compile" in flags
+
+
+def prepared_model(shape, device, cfg: FinetuneCfg, compiled: bool = False, cast: bool = False):
+    """The benchmark's model with the fine-tuning ``cfg`` applied (LoRA adapters or every weight trainable).
+
+    ``cast``: adapters in the compute dtype too, as the score stage loads a reference; training keeps fp32
+    adapters on bf16 weights. ``compiled``: each decoder layer through ``torch.compile``; with PyTorch's
+    default of inlining built-in modules the 16-32 identical layers share one compiled graph.
+    """
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    model = prepare_finetune(build_model(shape, dtype, device), cfg, "bench")
+    model = model.to(dtype) if cast else model
+    if compiled:
+        for layer in unwrapped(model).model.layers:
+            layer.compile(dynamic=True)
+    return model
+
+
+def attempt(results: list, shape: str, work: str, name: str, fn) -> object:
+    """``fn()``; a failure becomes a row with its error instead of ending the run."""
+    try:
+        return fn()
+    except Exception as e:  # noqa: BLE001 - a variant that cannot run is a result, not a crash
+        emit(results, {"work": work, "method": f"project[{name}]", "error": f"{type(e).__name__}: {e}"[:2000]},
+             shape)
+        gc.collect()
+        torch.cuda.empty_cache() if torch.cuda.is_available() else None
+        return None
 
 
 def score_project(shape, samples: Samples, device, peak: float, name: str, batch_tokens: int, chunk: int):
-    kernels, packed = variant(name)
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    kernels, packed, compiled = variant(name)
     # the reference as the score stage loads it: base + LoRA adapter, all in the compute dtype,
     # one model for both passes
-    model = prepare_finetune(build_model(shape, dtype, device), FinetuneCfg(method="lora", lora_r=64, lora_alpha=16),
-                             "bench").to(dtype)
+    model = prepared_model(shape, device, FinetuneCfg(method="lora", lora_r=64, lora_alpha=16), compiled, cast=True)
     args = (samples.ids, samples.labels, 0, batch_tokens, chunk)
     row = {"work": "score", "method": f"project[{name}]"}
     # Warm-up: both passes once, untimed. Triton compiles a kernel variant the first time it meets
@@ -175,11 +204,10 @@ def train_recipe(shape, samples: Samples, device, peak: float, steps: int) -> di
 def train_project(shape, samples: Samples, device, peak: float, name: str, batch_tokens: int, steps: int,
                   full: bool = False) -> dict:
     """LoRA r=64 steps of the project's trainer; ``full``: every weight trained, activations checkpointed."""
-    kernels, packed = variant(name)
+    kernels, packed, compiled = variant(name)
     cfg = FinetuneCfg(method="full" if full else "lora", lora_r=64, lora_alpha=16, epochs=1, lr=1e-4,
                       batch_tokens=batch_tokens)
-    model = prepare_finetune(build_model(shape, torch.bfloat16 if device.type == "cuda" else torch.float32, device),
-                             cfg, "bench")
+    model = prepared_model(shape, device, cfg, compiled)
     take = int(np.searchsorted(np.cumsum(samples.lengths), steps * batch_tokens * 0.95)) + 1
     part = samples.subset(range(min(take, len(samples.ids))))
     warm = samples.subset(range(0, len(samples.ids), 8))  # all kinds of batch shapes
@@ -244,7 +272,7 @@ def table(results: list[dict]) -> str:
     lines = ["| shape | work | method | tokens/s | peak GiB | TFLOP/s | share of bf16 matmul | vs recipe |",
              "|---|---|---|---:|---:|---:|---:|---:|"]
     for r in results:
-        if r["work"] == "select":
+        if r["work"] == "select" or "error" in r:
             continue
         base = next(x for x in results
                     if x.get("shape") == r["shape"] and x["work"] == r["work"] and x["method"] == "recipe")
@@ -314,17 +342,24 @@ def main(argv=None) -> list[dict]:
         emit(results, row, shape)
         first = None
         for k in variants:
-            row, nll = score_project(shape, samples, device, peak, k, a.score_tokens, a.chunk)
+            done = attempt(results, shape, "score", k,
+                           lambda: score_project(shape, samples, device, peak, k, a.score_tokens, a.chunk))  # noqa: B023
+            if done is None:
+                continue
+            row, nll = done
             row.update(agreement(nll, recipe_nll, "recipe"))
-            row.update(agreement(nll, first, variants[0]) if first else {})
-            first = first or nll
+            row.update(agreement(nll, first[1], first[0]) if first else {})
+            first = first or (k, nll)
             emit(results, row, shape)
         del recipe_nll, first
         masked = keep_share(sft_samples(shape, 4000 if gpu else 64, seed=2), KEEP)
         emit(results, train_recipe(shape, masked, device, peak, steps), shape)
         budget = a.train_tokens or TRAIN_TOKENS[shape]
         for k in variants:
-            emit(results, train_project(shape, masked, device, peak, k, budget, steps), shape)
+            row = attempt(results, shape, "train", k,
+                          lambda: train_project(shape, masked, device, peak, k, budget, steps))  # noqa: B023
+            if row is not None:
+                emit(results, row, shape)
         if shape in a.full.split(","):
             emit(results, train_project(shape, masked, device, peak, variants[-1], budget, steps, full=True), shape)
     emit(results, selection(a.select_tokens or (10_000_000 if gpu else 200_000), "1b" if gpu else "tiny"))

@@ -3,6 +3,10 @@ shell commands, stage commands, copies, and what `dvc repro` ran."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import io
+import logging
 import os
 import shutil
 import subprocess
@@ -34,6 +38,25 @@ def stage_cmd(cwd: Path, stage: str, *args: str, extra_env: dict | None = None) 
     """``python -m tasks.<stage> args`` in ``cwd``, as DVC runs it."""
     return subprocess.run([sys.executable, "-m", f"tasks.{stage}", *args], cwd=cwd, capture_output=True, text=True,
                           env={**env(), "PYTHONPATH": str(ROOT), **(extra_env or {})})
+
+
+def stage_in_process(cwd: Path, stage: str, *args: str) -> subprocess.CompletedProcess:
+    """``tasks.<stage>.main(args)`` in this process, in ``cwd``: the exit status and the stage's stderr and log
+    lines, as :func:`stage_cmd` returns them, without the 3-5 s a new interpreter spends importing torch,
+    transformers and peft (the fast tier's budget; one test per failure path still runs the real command)."""
+    err, root = io.StringIO(), logging.getLogger()
+    handler, level, code = logging.StreamHandler(err), root.level, 0
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        with contextlib.chdir(cwd), contextlib.redirect_stderr(err):
+            importlib.import_module(f"tasks.{stage}").main(list(args))
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    return subprocess.CompletedProcess([stage, *args], code, "", err.getvalue())
 
 
 def copy_repo(src: Path, dest: Path) -> Path:

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from tests.records import samples_of
-from tests.shell import stage_cmd
+from tests.shell import stage_cmd, stage_in_process
 from tests.tiny import write_tiny_params
 from tokenclean.data.formats import read_records
 from tokenclean.errors import DataError
@@ -97,7 +97,7 @@ def hub_base(tmp_path, tiny_run, edit) -> Path:
 def test_tokenizer_without_template_or_eos_stops_the_base_stage(tmp_path, tiny_run, edit, message):
     hub_base(tmp_path, tiny_run, edit)
     write_tiny_params(tmp_path / "params.yaml", model={"base": "models/hub_model"})
-    proc = stage_cmd(tmp_path, "base")
+    proc = stage_in_process(tmp_path, "base")
     assert proc.returncode == 2 and re.search(message, proc.stderr), proc.stderr[-2000:]
     assert not (tmp_path / "out" / "base").exists()
 
@@ -108,7 +108,7 @@ def test_plain_chat_template_is_an_explicit_choice(tmp_path, tiny_run):
 
     hub_base(tmp_path, tiny_run, lambda t: setattr(t, "chat_template", None))
     write_tiny_params(tmp_path / "params.yaml", model={"base": "models/hub_model", "chat_template": "plain"})
-    assert stage_cmd(tmp_path, "base").returncode == 0
+    assert stage_in_process(tmp_path, "base").returncode == 0
     assert load_tokenizer(tmp_path / "out" / "base").chat_template == PLAIN_TEMPLATE
 
 
@@ -117,8 +117,8 @@ def test_tokenizer_larger_than_the_model_vocabulary_is_refused(tmp_path, tiny_ru
     for part in ("data", "score", "select"):
         shutil.copytree(tiny_run / "out/rounds/warmup" / part, tmp_path / "out/rounds/warmup" / part)
     write_tiny_params(tmp_path / "params.yaml", model={"base": "models/hub_model"})
-    assert stage_cmd(tmp_path, "base").returncode == 0
-    proc = stage_cmd(tmp_path, "train", "--round", "warmup")
+    assert stage_in_process(tmp_path, "base").returncode == 0
+    proc = stage_in_process(tmp_path, "train", "--round", "warmup")
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert re.search(r"the tokenizer has \d+ tokens but the model embeds only \d+", proc.stderr), proc.stderr[-2000:]
     assert not (tmp_path / "out/rounds/warmup/train").exists()
@@ -163,7 +163,7 @@ def test_long_samples_are_truncated_and_counted_never_dropped(tmp_path, tiny_run
     shutil.copytree(tiny_run / "out" / "base", tmp_path / "out" / "base")
     write_tiny_params(tmp_path / "params.yaml",
                       data={"source": "data/d.jsonl", "warmup": 1, "eval": 1, "max_seq_len": 64})
-    proc = stage_cmd(tmp_path, "prepare")
+    proc = stage_in_process(tmp_path, "prepare")
     assert proc.returncode == 0, proc.stderr[-2000:]
     stats = json.loads((tmp_path / "out" / "prepare" / "stats.json").read_text())
     assert sum(s["truncated"] for s in stats.values()) == 2

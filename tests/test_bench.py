@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from bench import pool, recipe, speed
+from bench import pool, profile, recipe, speed
 from bench.workload import forward_flops, keep_share, sft_samples
 from tokenclean.columns import IGNORE
 
@@ -28,6 +28,41 @@ def test_tiny_benchmark_measures_every_method(tmp_path, capsys):
     assert sel["kept"] == round(0.6 * sel["tokens"]) and sel["bytes_per_score"] <= 4.0
     assert json.loads((tmp_path / "speed.json").read_text())["results"][0]["work"] == "score"
     assert "| tiny | train | project[torch] |" in capsys.readouterr().out
+
+
+def test_a_failing_variant_is_a_row_with_its_error(monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("no kernel for this")
+
+    monkeypatch.setattr(speed, "score_project", broken)
+    results = speed.main(["--shape", "tiny", "--variants", "torch", "--score-samples", "8", "--train-steps", "1",
+                          "--select-tokens", "2000"])
+    assert {"work": "score", "method": "project[torch]", "error": "RuntimeError: no kernel for this",
+            "shape": "tiny"} in results
+    assert any(r["work"] == "train" and r.get("method") == "project[torch]" and r["tok_per_s"] > 0 for r in results)
+
+
+@pytest.mark.parametrize("name, kind", [
+    ("nvjet_tst_192x192_64x4_2x1_v_bz_coopB_TNN", "matmul"),
+    ("sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x256x64", "matmul"),
+    ("void flash::flash_fwd_kernel<Flash_fwd_kernel_traits<128, 128>>", "attention"),
+    ("_rms_norm_forward_kernel", "norm/activation/rope (fused)"),
+    ("triton_poi_fused_add_mul_silu_0", "norm/activation/rope (fused)"),
+    ("liger_cross_entropy_kernel", "cross-entropy"),
+    ("void at::native::vectorized_elementwise_kernel<4, at::native::CUDAFunctor_add<c10::BFloat16>>", "element-wise (PyTorch)"),
+    ("Memcpy DtoH (Device -> Pinned)", "memcpy/memset"),
+    ("some_new_kernel", "other"),
+])
+def test_profile_sorts_kernels_by_kind(name, kind):
+    assert profile.kind(name) == kind
+
+
+def test_profile_runs_scoring_and_training_on_cpu(tmp_path):
+    rows = profile.main(["--shape", "tiny", "--variants", "torch+pack", "--score-samples", "16", "--train-steps", "1",
+                         "--json", str(tmp_path / "p.json")])
+    assert [(r["work"], r["variant"]) for r in rows] == [("score", "torch+pack"), ("train", "torch+pack")]
+    assert all(r["wall_seconds"] > 0 and r["matmul_share"] > 0 for r in rows)
+    assert json.loads((tmp_path / "p.json").read_text())["environment"]["shape"] == "tiny"
 
 
 def test_recipe_selection_counts_response_tokens_only():

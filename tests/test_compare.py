@@ -246,3 +246,78 @@ def test_docs_show_the_committed_results_untouched(doc):
 def test_baseline_must_be_a_method():
     with pytest.raises(ValueError, match="baseline 'nope' is not in methods"):
         CompareCfg(baseline="nope")
+
+
+def one_task_runs(values: dict[int, float], params: dict) -> list[Run]:
+    return [Run(f"r{s}", {**params, "seed": s}, {"out/rounds/fixed/evaluate/metrics.json": {"lm_eval/t/acc": v}})
+            for s, v in values.items()]
+
+
+def test_seeds_needed_follow_the_spread_in_steps_up_to_the_cap():
+    from tokenclean.evaluation.comparison import seeds_needed
+
+    cfg = CompareCfg(seeds=[0, 1, 2, 3], methods={"wide": MethodCfg(set={"x": 1}), "tight": MethodCfg(set={"x": 2})},
+                     ablation_methods=[], seed_params=["seed"], ablation_params=["p"], baseline=None)
+    runs = one_task_runs({0: 0.0, 1: 0.2, 2: 0.0, 3: 0.2}, {"x": 1})  # std 0.11547, SE 0.0577
+    runs += one_task_runs({0: 0.50, 1: 0.51, 2: 0.50, 3: 0.51}, {"x": 2})  # SE 0.0029: within 0.03
+    table = main_table(runs, cfg)
+    # (0.11547 / 0.03)^2 = 14.8 -> 15 seeds, but at most twice the 4 it has; then the cap
+    assert seeds_needed(table, ["Average"], 0.03, 100) == {"wide": 8}
+    assert seeds_needed(table, ["Average"], 0.05, 100) == {"wide": 6}  # (0.11547 / 0.05)^2 = 5.3
+    assert seeds_needed(table, ["Average"], 0.03, 5) == {"wide": 5}
+    assert seeds_needed(table, ["Average"], 0.06, 100) == {}  # SE 0.0577 is within 0.06
+
+
+def test_extra_seeds_continue_the_list_and_serve_a_whole_group():
+    from tokenclean.evaluation.comparison import extra_experiments
+
+    cfg = CompareCfg(seeds=[0, 1])
+    have = {m: [0, 1] for m in cfg.methods} | {"random": [0, 1, 2]}
+    new = extra_experiments(cfg, {"self_evolving": 4, "random": 4}, have)
+    assert [e.name for e in new] == ["random-s3", "fixed_model+self_evolving-s2", "fixed_model+self_evolving-s3"]
+    assert new[1].params == {"select.strategy": "global", "select.data_prop": 0.6, "seed": 2, "select.seed": 2}
+    assert new[0].targets == ("evaluate@fixed",) and new[1].targets == ()
+    # the main table counts the added seeds (after compare.seeds), not a stray seed between or below them
+    runs = one_task_runs({-1: 0.9, 0: 0.1, 1: 0.2, 3: 0.4}, {"select.strategy": "full"})
+    cfg = CompareCfg(seeds=[0, 2], ablation=[], free_generation=None)
+    assert main_table(runs, cfg).seeds["full_token"] == [0, 3]
+
+
+def test_until_se_adds_seeds_until_the_standard_error_is_within_target(monkeypatch, capsys):
+    """The loop of `compare --queue --run --until-se`, on a fake DVC whose experiments finish when run."""
+    import argparse
+
+    from tokenclean.cli import compare as C
+
+    def value(name: str, seed: int) -> float:  # full-token alternates 0.0 / 0.2 (std ~0.1); random is steady
+        return {"full_token": 0.2 * (seed % 2), "random": 0.5 + 0.001 * seed}[name.rsplit("-s", 1)[0]]
+
+    done, queued = [], []
+
+    def entry(name: str) -> dict:  # one finished experiment as `dvc exp show --json` lists it
+        method, seed = name.rsplit("-s", 1)
+        params = {"select": {"strategy": {"full_token": "full"}.get(method, method), "data_prop": 0.6},
+                  "seed": int(seed)}
+        metrics = {"lm_eval/t/acc": value(name, int(seed))}
+        data = {"params": {"params.yaml": {"data": params}},
+                "metrics": {"out/rounds/fixed/evaluate/metrics.json": {"data": metrics}}}
+        return {"name": name, "revs": [{"name": name, "data": data}]}
+
+    def show():
+        return [{"rev": "workspace", "experiments": [entry(n) for n in done]}]
+
+    monkeypatch.setattr(C, "experiments", lambda repo, all_commits=False: show())
+    monkeypatch.setattr(C, "run_dvc", lambda *args, repo: queued.append(args[args.index("-n") + 1]))
+    monkeypatch.setattr(C, "run_queue", lambda repo, jobs: (done.extend(queued), queued.clear()))
+    cfg = CompareCfg(seeds=[0, 1, 2], methods={"full_token": MethodCfg(set={"select.strategy": "full"}),
+                                               "random": MethodCfg(set={"select.strategy": "random"})},
+                     ablation=[], ablation_methods=[], free_generation=None)
+    done += [f"{m}-s{s}" for m in cfg.methods for s in cfg.seeds]
+    C.add_seeds(cfg, Path("."), argparse.Namespace(until_se=3.0, max_seeds=100, jobs=1))
+    seeds = main_table(C.runs_from_exp_show(show(), []), cfg).seeds
+    assert seeds["random"] == [0, 1, 2]  # already within 3 points
+    # 0.0/0.2 alternating: std ~0.10. 3 seeds -> 6 (at most double) -> 12 (std 0.1044, SE 0.0302, still above)
+    # -> 13 (ceil((0.1044 / 0.03)^2); std 0.1038, SE 0.0288)
+    assert seeds["full_token"] == list(range(13))
+    assert main_table(C.runs_from_exp_show(show(), []), cfg).stat("full_token", "Average").se <= 0.03
+    assert capsys.readouterr().err.count("--until-se 3: seeds wanted") == 3

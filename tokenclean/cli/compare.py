@@ -4,6 +4,8 @@
     tokenclean compare --queue --run      # first queue the missing grid (methods x seeds, the
                                           # data_prop ablation) and run it
     tokenclean compare --queue --dry-run  # print the `dvc exp run --queue` commands only
+    tokenclean compare --queue --run --until-se 3   # then add seeds to each method whose standard error
+                                          # (lm-eval Average, free generation) is above 3 points, and run them
 
     tokenclean compare --docs README.md   # also put the tables into the marked blocks of these files
 
@@ -187,6 +189,35 @@ def fill_docs(path: Path, tables: dict[str, str]) -> list[str]:
     return filled
 
 
+def run_queue(repo: Path, jobs: int) -> None:
+    ran = subprocess.run([sys.executable, "-m", "dvc", "exp", "run", "--run-all", "-j", str(jobs)], cwd=repo)
+    if ran.returncode:  # the finished runs still make a table; the failed ones show up as missing seeds
+        print("some queued experiments failed (see `dvc queue status`); comparing the finished ones", file=sys.stderr)
+
+
+def add_seeds(cfg, repo: Path, args) -> None:
+    """Until every method's standard error of the lm-eval Average and of free generation is at most
+    ``--until-se`` points (or it has ``--max-seeds``): queue more seeds where it is not, and run them.
+
+    The spread is re-estimated after each batch; a method's seeds at most double per batch."""
+    from tokenclean.evaluation.comparison import extra_experiments, main_table, seeds_needed
+
+    columns = [AVERAGE] + [cfg.free_generation] * bool(cfg.free_generation)
+    while True:
+        show = experiments(repo)
+        table = main_table(runs_from_exp_show(show, []), cfg)
+        needed = seeds_needed(table, columns, args.until_se / 100, args.max_seeds)
+        existing = experiment_names(show)
+        new = [e for e in extra_experiments(cfg, needed, table.seeds) if e.name not in existing]
+        if not new:  # every method within target, at --max-seeds, or its next seeds already tried (failed)
+            return
+        print(f"--until-se {args.until_se:g}: seeds wanted {needed}; queueing {len(new)} experiments", file=sys.stderr)
+        for exp in new:
+            sets = [a for k, v in exp.params.items() for a in ("-S", f"{k}={v}")]
+            run_dvc("exp", "run", "--queue", "-n", exp.name, *sets, *exp.targets, repo=repo)
+        run_queue(repo, args.jobs)
+
+
 def command(args) -> int:
     from tokenclean.params_file import load_params
 
@@ -198,11 +229,9 @@ def command(args) -> int:
         if args.queue:
             print(f"queued {len(queue(cfg, repo, args.dry_run, experiment_names(show)))} experiments", file=sys.stderr)
         if args.run and not args.dry_run:
-            ran = subprocess.run([sys.executable, "-m", "dvc", "exp", "run", "--run-all", "-j", str(args.jobs)],
-                                 cwd=repo)
-            if ran.returncode:  # the finished runs still make a table; the failed ones show up as missing seeds
-                print("some queued experiments failed (see `dvc queue status`); comparing the finished ones",
-                      file=sys.stderr)
+            run_queue(repo, args.jobs)
+            if args.until_se is not None:
+                add_seeds(cfg, repo, args)
             show = None  # read again: the runs just finished
         if args.dry_run or not args.run:
             return 0
@@ -237,6 +266,10 @@ def add_parser(subparsers) -> None:
                         "`dvc exp remove` a failed one to queue it again)")
     p.add_argument("--run", action="store_true", help="run the queue (dvc exp run --run-all), then compare")
     p.add_argument("--jobs", type=int, default=1, help="experiments run at once by --run (default: 1)")
+    p.add_argument("--until-se", type=float, metavar="POINTS",
+                   help="with --run: then keep adding seeds (after compare.seeds) to each method whose standard "
+                        "error of the lm-eval Average or of free generation is above POINTS (percent points)")
+    p.add_argument("--max-seeds", type=int, default=100, help="with --until-se: at most this many seeds a method")
     p.add_argument("--docs", nargs="+", default=[], metavar="FILE",
                    help="put compare.md and ablation.md into the <!-- compare:OUT/compare.md --> blocks of these files")
     p.add_argument("--dry-run", action="store_true", help="with --queue: print the commands, queue nothing")

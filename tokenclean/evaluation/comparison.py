@@ -105,13 +105,15 @@ def method_runs(runs: list[Run], method, cfg, data_prop: float, extra: tuple[str
     """Seed -> {column: value} of the runs of ``method`` at token share ``data_prop``, and notes.
 
     A run belongs to the method when it has the method's params and every ablation param it
-    has equals ``data_prop``; only ``seeds`` (default ``cfg.seeds``) count, the first run of a seed wins.
+    has equals ``data_prop``; only ``seeds`` count (default: ``cfg.seeds`` and the seeds after them that
+    ``--until-se`` adds, :func:`main_seed`), the first run of a seed wins.
     """
-    found, notes, seeds = {}, [], cfg.seeds if seeds is None else seeds
+    found, notes = {}, []
     for run in runs:
         seed = run.params.get(cfg.seed_params[0])
         at_share = all(same(run.params[k], data_prop) for k in cfg.ablation_params if k in run.params)
-        if not (has(run, method.set) and at_share) or not any(same(seed, s) for s in seeds):
+        counted = main_seed(cfg, seed) if seeds is None else any(same(seed, s) for s in seeds)
+        if not (has(run, method.set) and at_share) or not counted:
             continue
         metrics = method_metrics(run, method.metrics)
         if metrics is None:
@@ -121,6 +123,12 @@ def method_runs(runs: list[Run], method, cfg, data_prop: float, extra: tuple[str
         else:
             found[seed] = {**task_scores(metrics, cfg.metric), **{k: metrics[k] for k in extra if k in metrics}}
     return found, notes
+
+
+def main_seed(cfg, seed) -> bool:
+    """Whether the main table counts ``seed``: one of ``cfg.seeds``, or an integer after all of them (the
+    seeds ``tokenclean compare --until-se`` adds, :func:`extra_experiments`)."""
+    return any(same(seed, s) for s in cfg.seeds) or (isinstance(seed, int) and seed > max(cfg.seeds))
 
 
 def with_average(per_seed: dict, tasks: list[str]) -> dict:
@@ -358,9 +366,45 @@ def experiment_grid(cfg) -> list[Experiment]:
              for share in cfg.ablation for g in _method_groups(cfg, cfg.ablation_methods)]
     for (members, params), share, tag, seeds in plan:
         for seed in seeds:
-            full = {**params, **{k: share for k in cfg.ablation_params}, **{k: seed for k in cfg.seed_params}}
-            key = frozenset((k, str(v)) for k, v in full.items())
+            exp = _experiment(cfg, members, params, share, tag, seed)
+            key = frozenset((k, str(v)) for k, v in exp.params.items())
             if key not in seen:
                 seen.add(key)
-                specs.append(Experiment(f"{'+'.join(members)}{tag}-s{seed}", full, targets(cfg, members)))
+                specs.append(exp)
+    return specs
+
+
+def _experiment(cfg, members: list[str], params: dict, share: float, tag: str, seed: int) -> Experiment:
+    full = {**params, **{k: share for k in cfg.ablation_params}, **{k: seed for k in cfg.seed_params}}
+    return Experiment(f"{'+'.join(members)}{tag}-s{seed}", full, targets(cfg, members))
+
+
+def seeds_needed(table: Table, columns: list[str], target: float, max_seeds: int) -> dict[str, int]:
+    """Method -> the seeds its means need for a standard error of at most ``target`` (unscaled) in every one of
+    ``columns``, from the spread seen so far: (std / target)^2, at most twice the seeds it has (a spread from a
+    few seeds is rough, so it grows in steps) and at most ``max_seeds``. Methods within target are left out."""
+    needed = {}
+    for name, per_seed in table.values.items():
+        stats = [s for c in columns if (s := table.stat(name, c)) is not None and s.std is not None]
+        n = len(per_seed)
+        if not stats or max(s.se for s in stats) <= target:
+            continue
+        want = min(math.ceil((max(s.std for s in stats) / target) ** 2), 2 * n, max_seeds)
+        if want > n:
+            needed[name] = want
+    return needed
+
+
+def extra_experiments(cfg, needed: dict[str, int], have: dict[str, list]) -> list[Experiment]:
+    """The experiments that bring each method of ``needed`` to its count of seeds (``have``: the seeds each
+    method has now), at the main token share. New seeds continue after ``cfg.seeds`` and every seed used; one
+    experiment serves every method of its group (:func:`_method_groups`), so a group grows to its largest need."""
+    specs = []
+    for members, params in _method_groups(cfg, list(cfg.methods)):
+        want = max((needed[m] for m in members if m in needed), default=0)
+        used = {s for m in members for s in have.get(m, [])}
+        count = min((len(have.get(m, [])) for m in members), default=0)
+        first = max([*cfg.seeds, *(s for s in used if isinstance(s, int))]) + 1
+        for seed in range(first, first + max(0, want - count)):
+            specs.append(_experiment(cfg, members, params, cfg.data_prop, "", seed))
     return specs
