@@ -24,6 +24,7 @@ from pathlib import Path
 
 os.environ.setdefault("TQDM_DISABLE", "1")
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
@@ -83,7 +84,7 @@ def row(work: str, name: str, wall: float, by_kind: dict, top: list, flops: floa
 def profile_variant(shape: str, name: str, device, peak: float, n_score: int, steps: int) -> list[dict]:
     kernels, packed, compiled = variant(name)
     samples = sft_samples(shape, n_score)
-    model = prepared_model(shape, device, FinetuneCfg(method="lora", lora_r=64, lora_alpha=16), compiled)
+    model = prepared_model(shape, device, FinetuneCfg(method="lora", lora_r=64, lora_alpha=16), compiled, cast=True)
     score = lambda: score_dataset(model, samples.ids, samples.labels, 0, 32768, 4096, kernels=kernels,  # noqa: E731
                                   packed=packed)
     score()  # warm-up: Triton and torch.compile build their kernels outside the profile
@@ -93,8 +94,8 @@ def profile_variant(shape: str, name: str, device, peak: float, n_score: int, st
     budget = TRAIN_TOKENS[shape]
     cfg = FinetuneCfg(method="lora", lora_r=64, lora_alpha=16, epochs=1, lr=1e-4, batch_tokens=budget)
     masked = keep_share(sft_samples(shape, 4000 if device.type == "cuda" else 64, seed=2), KEEP)  # as bench.speed
-    take = int(sum(1 for c in torch.tensor(masked.lengths).cumsum(0).tolist() if c <= steps * budget * 0.95)) + 1
-    part, warm = masked.subset(range(take)), masked.subset(range(0, len(masked.ids), 8))
+    take = int(np.searchsorted(np.cumsum(masked.lengths), steps * budget * 0.95)) + 1  # ~steps full micro-batches
+    part, warm = masked.subset(range(min(take, len(masked.ids)))), masked.subset(range(0, len(masked.ids), 8))
     model = prepared_model(shape, device, cfg, compiled)
     run = dict(pad_id=0, seed=0, kernels=kernels, packed=packed)
     train(model, warm.ids, warm.labels, cfg, **run)

@@ -57,7 +57,7 @@ from tokenclean.method.scores import SCORES_SCHEMA  # noqa: E402
 from tokenclean.method.scoring import score_base_and_reference, score_dataset  # noqa: E402
 from tokenclean.method.selection import select, split_keep  # noqa: E402
 from tokenclean.model.checkpoint import prepare_finetune  # noqa: E402
-from tokenclean.model.packing import unwrapped  # noqa: E402
+from tokenclean.model.kernels import compile_layers  # noqa: E402
 from tokenclean.model.training import train  # noqa: E402
 
 KEEP = 0.6  # share of response tokens kept, for selection and for masked SFT
@@ -134,15 +134,12 @@ def prepared_model(shape, device, cfg: FinetuneCfg, compiled: bool = False, cast
     """The benchmark's model with the fine-tuning ``cfg`` applied (LoRA adapters or every weight trainable).
 
     ``cast``: adapters in the compute dtype too, as the score stage loads a reference; training keeps fp32
-    adapters on bf16 weights. ``compiled``: each decoder layer through ``torch.compile``; with PyTorch's
-    default of inlining built-in modules the 16-32 identical layers share one compiled graph.
+    adapters on bf16 weights. ``compiled``: each decoder layer through ``torch.compile``.
     """
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     model = prepare_finetune(build_model(shape, dtype, device), cfg, "bench")
     model = model.to(dtype) if cast else model
-    if compiled:
-        for layer in unwrapped(model).model.layers:
-            layer.compile(dynamic=True)
+    compile_layers(model, compiled)  # as compute.compile does in the score and train stages
     return model
 
 

@@ -62,6 +62,15 @@ def test_misspelt_params_key_suggests_the_right_one(tmp_path):
         load_params(path)
 
 
+def test_compile_with_liger_kernels_is_refused_at_load(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("compute:\n  kernels: liger\n  compile: true\n")
+    with pytest.raises(ParamsError, match="compute.compile works with compute.kernels: torch"):
+        load_params(path)
+    path.write_text("compute:\n  compile: true\n")
+    assert load_params(path).compute.compile
+
+
 def test_prepare_stage_fails_cleanly_and_writes_nothing(tmp_path, tiny_run):
     """The CLI exits non-zero with the message, and out/prepare is never created."""
     (tmp_path / "out").mkdir()

@@ -313,7 +313,7 @@ def test_until_se_adds_seeds_until_the_standard_error_is_within_target(monkeypat
                                                "random": MethodCfg(set={"select.strategy": "random"})},
                      ablation=[], ablation_methods=[], free_generation=None)
     done += [f"{m}-s{s}" for m in cfg.methods for s in cfg.seeds]
-    C.add_seeds(cfg, Path("."), argparse.Namespace(until_se=3.0, max_seeds=100, jobs=1))
+    C.add_seeds(cfg, Path("."), argparse.Namespace(until_se=3.0, max_seeds=100, jobs=1, all_commits=False))
     seeds = main_table(C.runs_from_exp_show(show(), []), cfg).seeds
     assert seeds["random"] == [0, 1, 2]  # already within 3 points
     # 0.0/0.2 alternating: std ~0.10. 3 seeds -> 6 (at most double) -> 12 (std 0.1044, SE 0.0302, still above)

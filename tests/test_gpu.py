@@ -168,3 +168,20 @@ def test_packed_varlen_training_gradient_matches_padded():
     assert packing.use_varlen(packed)
     assert_same_step(adapter_grads(base, collate(ids, labels, 0, device=CUDA, mask=False)),
                      adapter_grads(packed, collate_packed(ids, labels, device=CUDA)))
+
+
+def test_compiled_layers_give_the_same_packed_scores_and_step():
+    ids, labels = rows(seed=9)
+    plain = lora(model_fp32()).to(CUDA, torch.bfloat16)
+    compiled = copy.deepcopy(plain)
+    K.compile_layers(compiled)
+    a = flat(score_dataset(plain, ids, labels, 0, batch_tokens=2048, chunk=512, packed=True))
+    b = flat(score_dataset(compiled, ids, labels, 0, batch_tokens=2048, chunk=512, packed=True))
+    assert a.shape == b.shape and np.abs(a - b).mean() < 0.005 and np.abs(a - b).max() < 0.05
+    ids, labels = rows(n=8, seed=10)
+    base = lora_bf16()
+    fast = copy.deepcopy(base)
+    K.compile_layers(fast)
+    assert_same_step(adapter_grads(base, collate_packed(ids, labels, device=CUDA)),
+                     adapter_grads(fast, collate_packed(ids, labels, device=CUDA)))
+    assert all(layer._compiled_call_impl is not None for layer in fast.get_base_model().model.layers)

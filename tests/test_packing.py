@@ -99,3 +99,27 @@ def test_packed_checkpointed_training_ends_where_padded_training_does(tmp_path):
     for name in wa:
         torch.testing.assert_close(wb[name], wa[name], atol=1e-5, rtol=1e-4)
     assert IGNORE not in (np.concatenate(ids))  # the rows are token ids only
+
+
+@pytest.mark.slow
+def test_compiled_layers_give_the_same_scores_and_gradient(tmp_path):
+    """compute.compile on CPU (float32): each layer captured by torch.compile and run as captured (backend
+    ``eager``: without inductor's C++ build, ~70 CPU-seconds here) gives the plain layers' packed scores and LoRA
+    gradient. Inductor itself on CUDA: tests/test_gpu.py."""
+    from tokenclean.model.kernels import compile_layers
+
+    ids, labels = make_rows(n=12, seed=6)
+    plain = prepare_finetune(tiny_model(), FinetuneCfg(method="lora", lora_r=4), tmp_path)
+    compiled = prepare_finetune(tiny_model(), FinetuneCfg(method="lora", lora_r=4), tmp_path)
+    compile_layers(compiled, backend="eager")
+    compile_layers(compiled, backend="eager")  # idempotent: compiled once
+    for a, b in zip(score_dataset(plain, ids, labels, 0, 96, 7, packed=True),
+                    score_dataset(compiled, ids, labels, 0, 96, 7, packed=True)):
+        np.testing.assert_allclose(a, b, atol=2e-5)
+    accumulate(plain.train(), [collate_packed(ids, labels)])
+    accumulate(compiled.train(), [collate_packed(ids, labels)])
+    a, b = grads(plain), grads(compiled)
+    assert a.keys() == b.keys() and a
+    for name in a:
+        torch.testing.assert_close(b[name], a[name], atol=1e-6, rtol=1e-4)
+    assert set(compiled.state_dict()) == set(plain.state_dict())  # compiled in place: checkpoints look the same

@@ -137,6 +137,18 @@ class ComputeCfg(Strict):
     # with processes > 1: shard weights, gradients and optimizer state over the processes (FSDP2
     # through accelerate), for full fine-tuning larger than one GPU; otherwise each process holds a copy (DDP)
     fsdp: bool = False
+    # every decoder layer through torch.compile (one graph all layers share, dynamic shapes): fuses the
+    # norms, activations and residual adds that run as separate kernels otherwise. Measured on an H200 at
+    # 1B with packing: +21% scoring, +37% LoRA training; the first batches pay ~10 s of compilation.
+    # kernels: torch only (torch.compile cannot trace Liger's kernels in training, and gains nothing on them)
+    compile: bool = False
+
+    @model_validator(mode="after")
+    def _compile_with_torch_kernels(self):
+        if self.compile and self.kernels != "torch":
+            raise ValueError("compute.compile works with compute.kernels: torch (torch.compile fuses what Liger's "
+                             "kernels would, and cannot trace them in training): set one of the two")
+        return self
 
 
 class SelectCfg(Strict):

@@ -204,7 +204,7 @@ def add_seeds(cfg, repo: Path, args) -> None:
 
     columns = [AVERAGE] + [cfg.free_generation] * bool(cfg.free_generation)
     while True:
-        show = experiments(repo)
+        show = experiments(repo, args.all_commits)  # -A: seeds run on earlier commits count too
         table = main_table(runs_from_exp_show(show, []), cfg)
         needed = seeds_needed(table, columns, args.until_se / 100, args.max_seeds)
         existing = experiment_names(show)

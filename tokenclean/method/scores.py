@@ -32,6 +32,7 @@ class Scorer:
     def __init__(self, params: Params, base, reference):
         # imported here: a round scored against the base loads no model, and these imports take ~4 s
         from tokenclean.model.checkpoint import load_checkpoint
+        from tokenclean.model.kernels import compile_layers
         from tokenclean.model.modeling import check_vocab, load_base, load_tokenizer
 
         tok = load_tokenizer(base)
@@ -40,6 +41,9 @@ class Scorer:
         check_vocab(self.model, tok)
         self.lora = hasattr(self.model, "disable_adapter")
         self.base = None if self.lora else load_base(base, params.model.dtype)
+        for model in (self.model, self.base):
+            if model is not None:
+                compile_layers(model, params.compute.compile)
 
     def __call__(self, ids, labels, shards: Shards | None = None, sample_ids=None, window: int = 0):
         """In a launched process group every process gets all losses back, in sample order."""

@@ -10,6 +10,7 @@ from tokenclean.config import FinetuneCfg, Params
 from tokenclean.io import file_hash, rows_hash, write_csv
 from tokenclean.model import distributed, recovery
 from tokenclean.model.checkpoint import load_checkpoint, prepare_finetune, save_checkpoint
+from tokenclean.model.kernels import compile_layers
 from tokenclean.model.modeling import check_vocab, load_base, load_tokenizer
 from tokenclean.model.training import full_state_dict, train
 
@@ -38,12 +39,13 @@ def finetune(params: Params, cfg: FinetuneCfg, ids, labels, base: Path, out: Pat
     distributed.launch(c.processes, fsdp=c.fsdp)
     tok = load_tokenizer(base)
     model = start_model(params, cfg, base, tok, start)
+    compile_layers(model, c.compile)
     base_hash = file_hash(base)  # prev: the weights training starts from (the base unless ``start``)
     weights = {"base_sha256": base_hash, "prev_sha256": file_hash(start) if start else base_hash}
     # a checkpoint is resumed only by a run of the same params, inputs and start weights
     folder = recovery.scratch(params.recovery.dir, name, config=cfg.model_dump(), seed=params.seed,
                               dtype=params.model.dtype, kernels=c.kernels, processes=c.processes,
-                              packing=c.packing, data=rows_hash(ids, labels), **weights)
+                              packing=c.packing, compile=c.compile, data=rows_hash(ids, labels), **weights)
     # sharded weights are not saved mid-run: an interrupted FSDP run starts over
     state = recovery.TrainState(folder, 0 if distributed.sharded() else params.recovery.train_every)
     stats = train(model, ids, labels, cfg, tok.pad_token_id, params.seed, desc=name, kernels=c.kernels, state=state,
