@@ -113,6 +113,8 @@ def test_compiled_layers_give_the_same_scores_and_gradient(tmp_path):
     compiled = prepare_finetune(tiny_model(), FinetuneCfg(method="lora", lora_r=4), tmp_path)
     compile_layers(compiled, backend="eager")
     compile_layers(compiled, backend="eager")  # idempotent: compiled once
+    from tokenclean.model.kernels import compiled_head
+    assert compiled_head(plain) is None and compiled_head(compiled) is not None  # the LM head's chunk loss too
     for a, b in zip(score_dataset(plain, ids, labels, 0, 96, 7, packed=True),
                     score_dataset(compiled, ids, labels, 0, 96, 7, packed=True)):
         np.testing.assert_allclose(a, b, atol=2e-5)

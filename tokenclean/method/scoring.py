@@ -52,10 +52,8 @@ def head_nll(model, h: torch.Tensor, y: torch.Tensor, chunk: int = 4096, kernels
     _, head = _parts(model)
     if K.fused(kernels, h.device):
         return K.head_nll(h, head, y, chunk, reduction)
-    out = []
-    for s in range(0, len(y), chunk):
-        logits = head(h[s : s + chunk]).float()
-        out.append(torch.logsumexp(logits, -1) - logits.gather(-1, y[s : s + chunk, None]).squeeze(-1))
+    chunk_nll = K.compiled_head(model) or K.chunk_nll
+    out = [chunk_nll(head, h[s : s + chunk], y[s : s + chunk]) for s in range(0, len(y), chunk)]
     nll = torch.cat(out) if out else h.new_zeros(0, dtype=torch.float32)
     return nll.sum() if reduction == "sum" else nll
 
