@@ -15,7 +15,8 @@ import pytest
 from tokenclean.cli.compare import fill_docs
 from tokenclean.cli.main import main as cli
 from tokenclean.config import CompareCfg, MethodCfg
-from tokenclean.evaluation.comparison import Diff, Run, ablation, experiment_grid, main_table, method_metrics, paired
+from tokenclean.evaluation.comparison import Diff, Run, ablation, main_table, method_metrics, paired
+from tokenclean.evaluation.grid import experiment_grid
 
 PARAMS = """\
 seed: 0
@@ -254,7 +255,7 @@ def one_task_runs(values: dict[int, float], params: dict) -> list[Run]:
 
 
 def test_seeds_needed_follow_the_spread_in_steps_up_to_the_cap():
-    from tokenclean.evaluation.comparison import seeds_needed
+    from tokenclean.evaluation.grid import seeds_needed
 
     cfg = CompareCfg(seeds=[0, 1, 2, 3], methods={"wide": MethodCfg(set={"x": 1}), "tight": MethodCfg(set={"x": 2})},
                      ablation_methods=[], seed_params=["seed"], ablation_params=["p"], baseline=None)
@@ -269,7 +270,7 @@ def test_seeds_needed_follow_the_spread_in_steps_up_to_the_cap():
 
 
 def test_extra_seeds_continue_the_list_and_serve_a_whole_group():
-    from tokenclean.evaluation.comparison import extra_experiments
+    from tokenclean.evaluation.grid import extra_experiments
 
     cfg = CompareCfg(seeds=[0, 1])
     have = {m: [0, 1] for m in cfg.methods} | {"random": [0, 1, 2]}

@@ -113,19 +113,23 @@ def with_rounds(run: Run, repo: Path) -> Run:
 
 def queue(cfg, repo: Path, dry_run: bool, existing: set[str]) -> list[str]:
     """``dvc exp run --queue`` for each experiment of the grid not there yet; returns the names."""
-    from tokenclean.evaluation.comparison import experiment_grid
+    from tokenclean.evaluation.grid import experiment_grid
 
     queued = []
     for exp in experiment_grid(cfg):
-        if exp.name in existing:
-            continue
-        sets = [a for k, v in exp.params.items() for a in ("-S", f"{k}={v}")]
-        args = ["exp", "run", "--queue", "-n", exp.name, *sets, *exp.targets]
-        print("dvc " + " ".join(args))
-        if not dry_run:
-            run_dvc(*args, repo=repo)
-        queued.append(exp.name)
+        if exp.name not in existing:
+            queue_one(exp, repo, dry_run)
+            queued.append(exp.name)
     return queued
+
+
+def queue_one(exp, repo: Path, dry_run: bool = False) -> None:
+    """``dvc exp run --queue`` of one planned experiment (:class:`tokenclean.evaluation.grid.Experiment`), printed."""
+    sets = [a for k, v in exp.params.items() for a in ("-S", f"{k}={v}")]
+    args = ["exp", "run", "--queue", "-n", exp.name, *sets, *exp.targets]
+    print("dvc " + " ".join(args))
+    if not dry_run:
+        run_dvc(*args, repo=repo)
 
 
 def experiment_names(show: list[dict]) -> set[str]:
@@ -200,7 +204,8 @@ def add_seeds(cfg, repo: Path, args) -> None:
     ``--until-se`` points (or it has ``--max-seeds``): queue more seeds where it is not, and run them.
 
     The spread is re-estimated after each batch; a method's seeds at most double per batch."""
-    from tokenclean.evaluation.comparison import extra_experiments, main_table, seeds_needed
+    from tokenclean.evaluation.comparison import main_table
+    from tokenclean.evaluation.grid import extra_experiments, seeds_needed
 
     columns = [AVERAGE] + [cfg.free_generation] * bool(cfg.free_generation)
     while True:
@@ -213,8 +218,7 @@ def add_seeds(cfg, repo: Path, args) -> None:
             return
         print(f"--until-se {args.until_se:g}: seeds wanted {needed}; queueing {len(new)} experiments", file=sys.stderr)
         for exp in new:
-            sets = [a for k, v in exp.params.items() for a in ("-S", f"{k}={v}")]
-            run_dvc("exp", "run", "--queue", "-n", exp.name, *sets, *exp.targets, repo=repo)
+            queue_one(exp, repo)
         run_queue(repo, args.jobs)
 
 
